@@ -9,6 +9,16 @@ Example:
     10
 """
 
+from visionblocks import data, models, train
+from visionblocks.data import (
+    CutMix,
+    DeviceLoader,
+    ImageDataset,
+    MixUp,
+    augmentation,
+    load_dataset,
+    subset,
+)
 from visionblocks.models import (
     BasicBlock,
     Bottleneck,
@@ -30,6 +40,19 @@ from visionblocks.models import (
     resnet_cifar,
     simple_cnn,
     simple_cnn_bn,
+)
+from visionblocks.train import (
+    BestCheckpoint,
+    Callback,
+    EarlyStopping,
+    EvalResult,
+    GradNormMonitor,
+    History,
+    evaluate,
+    fit,
+    load_checkpoint,
+    lr_find,
+    save_checkpoint,
 )
 
 __version__ = "0.1.0"
@@ -57,4 +80,28 @@ __all__ = [
     "create_model",
     "list_models",
     "register_model",
+    # data
+    "ImageDataset",
+    "load_dataset",
+    "subset",
+    "augmentation",
+    "DeviceLoader",
+    "MixUp",
+    "CutMix",
+    # training
+    "fit",
+    "evaluate",
+    "lr_find",
+    "History",
+    "EvalResult",
+    "Callback",
+    "EarlyStopping",
+    "BestCheckpoint",
+    "GradNormMonitor",
+    "save_checkpoint",
+    "load_checkpoint",
+    # subpackages
+    "data",
+    "models",
+    "train",
 ]

@@ -1,0 +1,196 @@
+"""An image classification dataset held as one uint8 tensor in memory.
+
+Every dataset visionblocks loads fits in memory (CIFAR-10's 50,000 training
+images are 150 MB as uint8), so it is kept as a single ``(N, C, H, W)`` tensor:
+indexing, subsetting, shuffling and moving to the GPU are then single tensor
+operations instead of 50,000 Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["ImageDataset", "channel_stats", "subset"]
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) standard deviation in [0, 1] units.
+
+    Args:
+        images: ``(N, C, H, W)`` uint8 images (0-255) or floats in [0, 1].
+
+    Example:
+        >>> x = torch.tensor([[[[0, 255]]], [[[255, 255]]]], dtype=torch.uint8)
+        >>> channel_stats(x)
+        ((0.75,), (0.4330127018922193,))
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images must be (N, C, H, W); got shape {tuple(images.shape)}.")
+    scale = 255.0 if images.dtype == torch.uint8 else 1.0
+    channels = images.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros(channels, dtype=torch.float64)
+    # Chunks keep the float64 copy small (all of CIFAR-10 in float64 would be 1.2 GB).
+    for chunk in torch.split(images, 4096):
+        x = chunk.to(torch.float64) / scale
+        total += x.sum(dim=(0, 2, 3)).cpu()
+        squares += (x * x).sum(dim=(0, 2, 3)).cpu()
+    count = images.numel() // channels
+    mean = total / count
+    std = (squares / count - mean * mean).clamp_min(0).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+@dataclass(eq=False)
+class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
+    """Images and labels in memory, with class names and normalization statistics.
+
+    Attributes:
+        images: ``(N, C, H, W)`` uint8 tensor, 0-255.
+        labels: ``(N,)`` int64 tensor of class indices.
+        classes: Class names; ``classes[label]`` names a label.
+        name: Where the data came from, e.g. ``"fashion-mnist/train"``.
+        mean: Per-channel mean in [0, 1] units; computed from ``images`` when left empty.
+        std: Per-channel standard deviation in [0, 1] units; computed when left empty.
+        transform: Optional per-sample transform applied by ``__getitem__`` to the
+            ``(C, H, W)`` uint8 image, e.g. :func:`visionblocks.data.augmentation`.
+
+    Example:
+        >>> ds = ImageDataset(
+        ...     torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]), ["a", "b"]
+        ... )
+        >>> len(ds), ds.num_classes, ds.image_shape, ds.mean
+        (4, 2, (1, 8, 8), (0.0,))
+        >>> image, label = ds[1]
+        >>> image.shape, label
+        (torch.Size([1, 8, 8]), 1)
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str = "images"
+    mean: tuple[float, ...] = field(default=())
+    std: tuple[float, ...] = field(default=())
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(
+                f"images must be a uint8 (N, C, H, W) tensor; got {self.images.dtype} with "
+                f"shape {tuple(self.images.shape)}. Convert floats in [0, 1] with "
+                f"(x * 255).round().to(torch.uint8)."
+            )
+        if self.labels.dim() != 1 or len(self.labels) != len(self.images):
+            raise ValueError(
+                f"labels must be (N,) with N={len(self.images)} like the images; got shape "
+                f"{tuple(self.labels.shape)}."
+            )
+        self.labels = self.labels.to(torch.int64)
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(
+            self.classes
+        ):
+            raise ValueError(
+                f"labels must lie in [0, {len(self.classes)}) for {len(self.classes)} classes; "
+                f"got [{int(self.labels.min())}, {int(self.labels.max())}]."
+            )
+        if not self.mean or not self.std:
+            self.mean, self.std = channel_stats(self.images)
+        channels = self.images.shape[1]
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ValueError(
+                f"mean and std need one value per channel ({channels}); got {self.mean} and "
+                f"{self.std}."
+            )
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of every image."""
+        c, h, w = self.images.shape[1:]
+        return (c, h, w)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]  # (C, H, W) uint8
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
+
+    def __repr__(self) -> str:
+        c, h, w = self.image_shape
+        return (
+            f"ImageDataset(name={self.name!r}, size={len(self)}, image_shape=({c}, {h}, {w}), "
+            f"num_classes={self.num_classes})"
+        )
+
+    def with_transform(
+        self, transform: Callable[[torch.Tensor], torch.Tensor] | None
+    ) -> ImageDataset:
+        """Return a view of this dataset (sharing its tensors) with another per-sample transform.
+
+        Train and eval views of the same data are then distinct objects (the lab's pitfall:
+        one transform object shared by both).
+        """
+        return ImageDataset(
+            self.images, self.labels, self.classes, self.name, self.mean, self.std, transform
+        )
+
+
+def subset(
+    dataset: ImageDataset, fraction: float, *, stratified: bool = True, seed: int = 0
+) -> ImageDataset:
+    """Keep a random ``fraction`` of a dataset, by default the same fraction of every class.
+
+    The kept images stay in their original order. The subset keeps the parent's
+    ``mean``/``std`` so that it is normalized exactly like the full data.
+
+    Args:
+        dataset: The dataset to sample from.
+        fraction: Share of images to keep, in (0, 1].
+        stratified: Keep ``round(fraction * n_c)`` images of each class ``c`` (at least one
+            per non-empty class), so class balance is preserved; otherwise sample uniformly.
+        seed: Seed of the random choice; the same seed always keeps the same images.
+
+    Example:
+        >>> ds = ImageDataset(torch.zeros(10, 1, 2, 2, dtype=torch.uint8),
+        ...                   torch.tensor([0] * 5 + [1] * 5), ["a", "b"])
+        >>> small = subset(ds, 0.4)
+        >>> len(small), small.labels.tolist(), small.name
+        (4, [0, 0, 1, 1], 'images[40%]')
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], e.g. 0.1 for 10%; got {fraction}.")
+    generator = torch.Generator().manual_seed(seed)
+    if stratified:
+        picks = []
+        for c in range(dataset.num_classes):
+            members = torch.nonzero(dataset.labels == c).flatten()
+            if len(members) == 0:
+                continue
+            keep = max(1, round(fraction * len(members)))
+            picks.append(members[torch.randperm(len(members), generator=generator)[:keep]])
+        index = torch.cat(picks) if picks else torch.zeros(0, dtype=torch.int64)
+    else:
+        keep = max(1, round(fraction * len(dataset)))
+        index = torch.randperm(len(dataset), generator=generator)[:keep]
+    index = index.sort().values
+    return ImageDataset(
+        dataset.images[index],
+        dataset.labels[index],
+        list(dataset.classes),
+        f"{dataset.name}[{fraction:.0%}]",
+        dataset.mean,
+        dataset.std,
+        dataset.transform,
+    )

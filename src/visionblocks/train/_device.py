@@ -1,0 +1,171 @@
+"""Device and precision: resolved once, here, and nowhere else.
+
+``fit``, ``evaluate`` and the loaders ask this module which device to use, which
+autocast dtype, whether a gradient scaler is needed and whether to use the
+channels-last memory format. Nothing else in visionblocks calls ``.cuda()`` or
+``.half()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import platform
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = [
+    "ExecutionPlan",
+    "PrecisionName",
+    "cpu_supports_bf16",
+    "resolve_device",
+    "resolve_plan",
+]
+
+PrecisionName = Literal["auto", "bf16", "fp16", "fp32"]
+_PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto"`` into CUDA, then MPS, then CPU; validate anything else.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(
+            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+        ) from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available here; use 'auto' or 'cpu'.")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} but MPS is not available here; use 'auto' or 'cpu'.")
+    return resolved
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX-BF16).
+
+    Without them bf16 is emulated and slower than fp32, so ``precision="auto"``
+    only picks bf16 on CPUs that have them.
+    """
+    if platform.system() != "Linux":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """Where and how to run: device, autocast dtype, gradient scaling, memory format.
+
+    Attributes:
+        device: The torch device.
+        precision: ``"bf16"``, ``"fp16"`` or ``"fp32"``.
+        channels_last: Whether models and inputs use the NHWC memory format.
+    """
+
+    device: torch.device
+    precision: Literal["bf16", "fp16", "fp32"]
+    channels_last: bool
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The autocast dtype, or ``None`` for full fp32."""
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[self.precision]
+
+    @property
+    def needs_grad_scaler(self) -> bool:
+        """fp16 has a narrow exponent range: gradients need loss scaling. bf16 does not."""
+        return self.precision == "fp16"
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """``torch.channels_last`` or ``torch.contiguous_format``."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Move ``model`` to the device and memory format (in place; returned for chaining)."""
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        """Autocast to the plan's dtype (a no-op for fp32)."""
+        dtype = self.autocast_dtype
+        if dtype is None:
+            yield
+            return
+        with torch.autocast(device_type=self.device.type, dtype=dtype):
+            yield
+
+    def describe(self) -> str:
+        """One line for the log, e.g. ``cpu, bf16 autocast, channels_last``."""
+        precision = "fp32" if self.precision == "fp32" else f"{self.precision} autocast"
+        layout = "channels_last" if self.channels_last else "NCHW"
+        name = self.device.type
+        if name == "cuda":
+            name = f"cuda ({torch.cuda.get_device_name(self.device)})"
+        return f"{name}, {precision}, {layout}"
+
+
+def resolve_plan(
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    channels_last: bool | Literal["auto"] = "auto",
+) -> ExecutionPlan:
+    """Resolve device, precision and memory format in one place.
+
+    ``precision="auto"``: bf16 autocast on CUDA GPUs that support it and on CPUs
+    with native bf16 instructions, fp16 with a gradient scaler on older GPUs,
+    fp32 otherwise. ``channels_last="auto"``: on wherever reduced precision is
+    used (the NHWC kernels of oneDNN and cuDNN are the fast ones for bf16/fp16).
+
+    Example:
+        >>> resolve_plan("cpu", "fp32").describe()
+        'cpu, fp32, NCHW'
+    """
+    if precision not in _PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(_PRECISIONS)}.")
+    dev = resolve_device(device)
+    chosen: Literal["bf16", "fp16", "fp32"]
+    if precision == "auto":
+        if dev.type == "cuda":
+            chosen = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif dev.type == "cpu":
+            chosen = "bf16" if cpu_supports_bf16() else "fp32"
+        else:
+            chosen = "fp32"
+    else:
+        chosen = precision  # type: ignore[assignment]
+    if chosen == "fp16" and dev.type == "cpu":
+        raise ValueError("precision='fp16' is not supported on the CPU; use 'bf16' or 'fp32'.")
+    if channels_last == "auto":
+        use_cl = chosen != "fp32" and dev.type in ("cpu", "cuda")
+    elif isinstance(channels_last, bool):
+        use_cl = channels_last
+    else:
+        raise ValueError(f"channels_last must be True, False or 'auto'; got {channels_last!r}.")
+    return ExecutionPlan(dev, chosen, use_cl)

@@ -1,0 +1,131 @@
+"""Optimizers and learning-rate schedules for :func:`~visionblocks.train.fit`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "default_lr", "make_optimizer", "make_schedule"]
+
+OPTIMIZERS = ("sgd", "adamw", "adam")
+SCHEDULES = ("onecycle", "cosine", "step", "plateau", "none")
+Schedule = LRScheduler | ReduceLROnPlateau
+
+
+def default_lr(optimizer: str, batch_size: int) -> float:
+    """Peak learning rate that works for the library's models with one-cycle.
+
+    SGD: 0.2 per 256 examples, scaled linearly with the batch (Goyal et al. 2017,
+    https://arxiv.org/abs/1706.02677). AdamW: 2e-3, independent of the batch.
+    """
+    return 0.2 * batch_size / 256 if optimizer == "sgd" else 2e-3
+
+
+def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # No weight decay on biases and norm scales: decaying them only fights BatchNorm
+    # and costs accuracy (the "no bias decay" trick, He et al. 2019 "Bag of Tricks").
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() > 1 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def make_optimizer(
+    optimizer: str | torch.optim.Optimizer,
+    model: nn.Module,
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    param_groups: Iterable[dict[str, Any]] | None = None,
+) -> torch.optim.Optimizer:
+    """Build the optimizer by name, or pass through one the user built.
+
+    ``param_groups`` (e.g. from :func:`visionblocks.param_groups`) replaces the
+    default grouping; each group's ``lr`` is its peak learning rate.
+    """
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer
+    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)} "
+            f"or pass a torch.optim.Optimizer."
+        )
+    groups: list[dict[str, Any]] = (
+        [dict(g) for g in param_groups]
+        if param_groups is not None
+        else _decay_groups(model, weight_decay)
+    )
+    groups = [g for g in groups if list(g["params"])]
+    if not groups:
+        raise ValueError("the model has no trainable parameters (all frozen?); nothing to fit.")
+    name = optimizer.lower()
+    if name == "sgd":
+        return torch.optim.SGD(
+            groups, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay
+        )
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+
+
+def make_schedule(
+    schedule: str | None,
+    optimizer: torch.optim.Optimizer,
+    *,
+    total_steps: int,
+    warmup: float,
+) -> Schedule | None:
+    """A per-step schedule (``"plateau"`` steps per epoch on the validation loss).
+
+    Args:
+        schedule: ``"onecycle"``, ``"cosine"``, ``"step"``, ``"plateau"`` or ``None``.
+        optimizer: The optimizer; each group's current ``lr`` is its peak.
+        total_steps: Optimizer steps in the whole run.
+        warmup: Fraction of the run spent warming up (one-cycle and cosine).
+    """
+    name = "none" if schedule is None else schedule
+    if name not in SCHEDULES:
+        raise ValueError(
+            f"unknown schedule {schedule!r}; use one of {', '.join(SCHEDULES)} or None."
+        )
+    if not 0.0 <= warmup < 1.0:
+        raise ValueError(f"warmup is a fraction of the run in [0, 1); got {warmup}.")
+    if name == "none":
+        return None
+    if name == "plateau":
+        return ReduceLROnPlateau(optimizer, factor=0.1, patience=3)
+    if name == "onecycle":
+        # Smith & Topin 2017 (https://arxiv.org/abs/1708.07120): warm up to the peak,
+        # then anneal far below the start; it trains in a fraction of the epochs.
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=[g["lr"] for g in optimizer.param_groups],
+            total_steps=max(total_steps, 2),
+            pct_start=max(warmup, 1e-3),
+            div_factor=10.0,
+            final_div_factor=100.0,
+            anneal_strategy="linear",
+            cycle_momentum=False,
+        )
+    warm = int(warmup * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(total_steps - warm, 1)
+        if name == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))  # step: /10 at 50% and 75%
+
+    return LambdaLR(optimizer, factor)
