@@ -88,7 +88,7 @@ def fit(
     val: DataLike | None = None,
     *,
     epochs: int,
-    batch_size: int = 256,
+    batch_size: int = 128,
     optimizer: str | torch.optim.Optimizer = "sgd",
     lr: float | None = None,
     momentum: float = 0.9,
