@@ -261,8 +261,10 @@ def test_lr_find_restores_weights_and_suggests(small: vb.data.ImageDataset) -> N
         assert torch.equal(v, before[k]), k
 
 
+# Floors: measured 0.797/0.804 (simple_cnn_bn) and 0.805/0.813 (resnet20) test accuracy with
+# seeds 0/1 on 2 CPU cores (bf16); set 5 points lower so noise across machines cannot fail them.
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "floor"), [("simple_cnn_bn", 0.78), ("resnet20", 0.78)])
+@pytest.mark.parametrize(("name", "floor"), [("simple_cnn_bn", 0.75), ("resnet20", 0.75)])
 def test_accuracy_floor_on_the_sample(
     name: str, floor: float, sample: vb.data.ImageDataset
 ) -> None:

@@ -9,7 +9,19 @@ Example:
     10
 """
 
-from visionblocks import data, models, train
+from visionblocks import analysis, data, models, train
+from visionblocks.analysis import (
+    activations,
+    grad_cam,
+    plot_confusion_matrix,
+    plot_feature_maps,
+    plot_filters,
+    plot_grad_cam,
+    plot_history,
+    plot_misclassified,
+    receptive_field,
+    summary,
+)
 from visionblocks.data import (
     CutMix,
     DeviceLoader,
@@ -100,7 +112,19 @@ __all__ = [
     "GradNormMonitor",
     "save_checkpoint",
     "load_checkpoint",
+    # analysis
+    "summary",
+    "receptive_field",
+    "activations",
+    "grad_cam",
+    "plot_filters",
+    "plot_feature_maps",
+    "plot_grad_cam",
+    "plot_history",
+    "plot_confusion_matrix",
+    "plot_misclassified",
     # subpackages
+    "analysis",
     "data",
     "models",
     "train",
