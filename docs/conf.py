@@ -33,7 +33,7 @@ intersphinx_mapping = {
 # Type aliases and private helpers that appear in signatures but are not documented pages.
 nitpick_ignore_regex = [
     (r"py:.*", r"(.*\.)?_\w+"),
-    (r"py:.*", r"(.*\.)?(Block|NormLayer|ShortcutKind|PathLike|DataLike|PresetName)"),
+    (r"py:.*", r"(.*\.)?(DistContext|Block|NormLayer|ShortcutKind|PathLike|DataLike|PresetName)"),
 ]
 # Build machines without internet (CI here) cannot fetch the inventories: set
 # VISIONBLOCKS_DOCS_OFFLINE=1 to skip intersphinx and accept references into

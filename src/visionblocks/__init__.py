@@ -9,7 +9,7 @@ Example:
     10
 """
 
-from visionblocks import analysis, data, models, train
+from visionblocks import analysis, data, models, nas, train
 from visionblocks.analysis import (
     activations,
     grad_cam,
@@ -32,14 +32,19 @@ from visionblocks.data import (
     subset,
 )
 from visionblocks.models import (
+    VGG,
     BasicBlock,
     Bottleneck,
     Classifier,
+    DenseNet,
+    MobileNetV2,
     PadShortcut,
     ResNet,
     SimpleCNN,
     create_model,
+    densenet_cifar,
     list_models,
+    mobilenetv2_cifar,
     register_model,
     resnet18_cifar,
     resnet20,
@@ -52,7 +57,12 @@ from visionblocks.models import (
     resnet_cifar,
     simple_cnn,
     simple_cnn_bn,
+    vgg11_cifar,
+    vgg13_cifar,
+    vgg16_cifar,
+    vgg_cifar,
 )
+from visionblocks.quantize import Int8Classifier, UnsupportedLayerError, quantize_int8
 from visionblocks.train import (
     BestCheckpoint,
     Callback,
@@ -89,6 +99,15 @@ __all__ = [
     "resnet18_cifar",
     "resnet34_cifar",
     "resnet50_cifar",
+    "VGG",
+    "vgg_cifar",
+    "vgg11_cifar",
+    "vgg13_cifar",
+    "vgg16_cifar",
+    "DenseNet",
+    "densenet_cifar",
+    "MobileNetV2",
+    "mobilenetv2_cifar",
     "create_model",
     "list_models",
     "register_model",
@@ -123,8 +142,13 @@ __all__ = [
     "plot_history",
     "plot_confusion_matrix",
     "plot_misclassified",
+    # quantization
+    "quantize_int8",
+    "Int8Classifier",
+    "UnsupportedLayerError",
     # subpackages
     "analysis",
+    "nas",
     "data",
     "models",
     "train",

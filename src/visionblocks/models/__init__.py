@@ -39,3 +39,29 @@ __all__ = [
     "list_models",
     "register_model",
 ]
+
+# More architectures: VGG, DenseNet, MobileNetV2 (issue 7).
+from visionblocks.models.densenet import DenseLayer, DenseNet, Transition, densenet_cifar
+from visionblocks.models.mobilenet import InvertedResidual, MobileNetV2, mobilenetv2_cifar
+from visionblocks.models.vgg import (
+    VGG,
+    vgg11_cifar,
+    vgg13_cifar,
+    vgg16_cifar,
+    vgg_cifar,
+)
+
+__all__ += [
+    "VGG",
+    "vgg_cifar",
+    "vgg11_cifar",
+    "vgg13_cifar",
+    "vgg16_cifar",
+    "DenseLayer",
+    "DenseNet",
+    "Transition",
+    "densenet_cifar",
+    "InvertedResidual",
+    "MobileNetV2",
+    "mobilenetv2_cifar",
+]

@@ -96,7 +96,7 @@ class ExecutionPlan:
 
     @property
     def needs_grad_scaler(self) -> bool:
-        """fp16 has a narrow exponent range: gradients need loss scaling. bf16 does not."""
+        """Whether gradients need loss scaling (fp16, whose exponent range is narrow; not bf16)."""
         return self.precision == "fp16"
 
     @property

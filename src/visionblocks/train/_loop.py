@@ -137,7 +137,7 @@ def fit(
         augment: Augmentation preset for in-memory data (see
             :func:`~visionblocks.data.augmentation`), a batch-augment callable, or ``None``.
         grad_clip: Clip the global gradient norm to this value.
-        param_groups: Optimizer parameter groups (e.g. :func:`~visionblocks.param_groups`
+        param_groups: Optimizer parameter groups (e.g. :func:`~visionblocks.transfer.param_groups`
             for discriminative learning rates); each group's ``lr`` is its peak.
         device: ``"auto"`` (CUDA > MPS > CPU) or a device.
         precision: ``"auto"``, ``"bf16"``, ``"fp16"`` or ``"fp32"``.

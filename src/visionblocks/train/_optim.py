@@ -111,7 +111,8 @@ def make_schedule(
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=[g["lr"] for g in optimizer.param_groups],
-            total_steps=max(total_steps, 2),
+            # +1: the scheduler is stepped after every optimizer step, the last one included.
+            total_steps=max(total_steps, 1) + 1,
             pct_start=max(warmup, 1e-3),
             div_factor=10.0,
             final_div_factor=100.0,

@@ -1,0 +1,1 @@
+"""The sub-commands of ``visionblocks`` (the entry point is :mod:`visionblocks.cli`)."""

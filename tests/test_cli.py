@@ -1,0 +1,226 @@
+"""The ``visionblocks`` command line, run in-process with tiny budgets on the packaged sample."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import visionblocks as vb
+from visionblocks._cli._common import CLIError, parse_model_args
+from visionblocks.cli import build_parser, main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A simple CNN trained for one epoch on 256 sample images by `visionblocks train`."""
+    out = tmp_path_factory.mktemp("run")
+    code = main(
+        ["train", "--model", "simple_cnn", "--epochs", "1", "--limit", "256", "--out", str(out),
+         "--precision", "fp32", "--no-progress", "--seed", "1"]
+    )  # fmt: skip
+    assert code == 0
+    return out
+
+
+def test_models_lists_the_registry_with_exact_parameter_counts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["models", "resnet*"]) == 0
+    rows = dict(line.split() for line in capsys.readouterr().out.splitlines()[1:])
+    assert list(rows) == vb.list_models("resnet*")
+    assert rows["resnet20"] == "272,474"
+    assert rows["resnet18_cifar"] == "11,173,962"
+
+
+def test_python_m_visionblocks_runs_as_a_program() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "visionblocks", "models", "simple*"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "simple_cnn" in done.stdout
+    assert "1,147,466" in done.stdout
+
+
+def test_train_defaults_are_the_offline_resnet20_run() -> None:
+    args = build_parser().parse_args(["train"])
+    assert (args.model, args.dataset, args.root) == ("resnet20", "sample", None)
+    assert args.augment == "standard"
+    assert args.epochs >= 1
+
+
+def test_train_writes_checkpoint_history_metrics_and_plots(trained: Path) -> None:
+    names = {p.name for p in trained.iterdir()}
+    assert {"model.pt", "history.csv", "history.json", "metrics.json"} <= names
+    pytest.importorskip("matplotlib")
+    assert {"curves.png", "confusion.png"} <= names
+    assert (trained / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_checkpoint_rebuilds_the_model_with_its_normalization(trained: Path) -> None:
+    state = vb.load_checkpoint(trained / "model.pt")
+    assert state["model_name"] == "simple_cnn"
+    assert state["model_kwargs"] == {"num_classes": 10, "in_channels": 1, "image_size": 28}
+    assert state["classes"] == vb.load_dataset("sample").classes
+    assert state["image_shape"] == [1, 28, 28]
+    # The normalization fit used: a --limit subset keeps its parent dataset's statistics.
+    sample = vb.load_dataset("sample")
+    assert state["stats"] == [list(sample.mean), list(sample.std)]
+    model = vb.create_model(state["model_name"], **state["model_kwargs"])
+    vb.load_checkpoint(trained / "model.pt", model)  # strict: every key matches
+
+
+def test_history_has_one_row_per_epoch(trained: Path) -> None:
+    lines = (trained / "history.csv").read_text().splitlines()
+    assert len(lines) == 2
+    assert {"epoch", "train_loss", "val_acc"} <= set(lines[0].split(","))
+    assert json.loads((trained / "history.json").read_text())["epoch"] == [1]
+
+
+def test_eval_reproduces_the_accuracy_train_reported(
+    trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # eval rebuilds the model from the checkpoint and must normalize exactly like fit did.
+    reported = json.loads((trained / "metrics.json").read_text())["test_accuracy"]
+    code = main(["eval", str(trained / "model.pt"), "--limit", "256", "--precision", "fp32"])
+    assert code == 0
+    out = capsys.readouterr().out
+    accuracy = float(re.search(r"accuracy ([\d.]+)%", out).group(1)) / 100  # type: ignore[union-attr]
+    assert accuracy == pytest.approx(reported, abs=0.00005)
+    matrix = [line for line in out.splitlines() if re.match(r"\d \S", line)]
+    assert len(matrix) == 10
+    assert sum(int(v) for line in matrix for v in line.split()[-10:]) == 256
+
+
+def test_gradcam_writes_an_overlay_for_any_image_size(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    test = vb.load_dataset("sample", "test")
+    # An RGB JPEG twice the training size: converted to grayscale and resized.
+    gray = Image.fromarray(test.images[3, 0].numpy())
+    gray.convert("RGB").resize((56, 56)).save(tmp_path / "coat.jpg")
+    out = tmp_path / "cam" / "overlay.png"
+    assert (
+        main(["gradcam", str(trained / "model.pt"), str(tmp_path / "coat.jpg"), "--out", str(out)])
+        == 0
+    )
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "prediction:" in capsys.readouterr().out
+
+
+def test_gradcam_predicts_like_evaluate(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    test = vb.load_dataset("sample", "test")
+    state = vb.load_checkpoint(trained / "model.pt")
+    model = vb.create_model(state["model_name"], **state["model_kwargs"])
+    vb.load_checkpoint(trained / "model.pt", model)
+    images = test.images[:4]
+    result = vb.evaluate(model, (images, test.labels[:4]), stats=state["stats"], precision="fp32")
+    for i in range(4):
+        Image.fromarray(images[i, 0].numpy()).save(tmp_path / f"{i}.png")
+        main(["gradcam", str(trained / "model.pt"), str(tmp_path / f"{i}.png"),
+              "--out", str(tmp_path / f"{i}-cam.png")])  # fmt: skip
+        # "prediction: 3 Dress 41.2%, 6 Shirt 16.5%, ...": the index of the top class first.
+        predicted = int(capsys.readouterr().out.split("prediction: ")[1].split()[0])
+        assert predicted == int(result.predictions[i])
+
+
+def test_summary_of_a_name_and_of_a_checkpoint(
+    trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["summary", "resnet20", "--depth", "1"]) == 0
+    assert "272,474" in capsys.readouterr().out
+    assert main(["summary", str(trained / "model.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "(1, 1, 28, 28)" in out  # the checkpoint's own input shape
+    params = sum(p.numel() for p in vb.simple_cnn(in_channels=1, image_size=28).parameters())
+    assert f"{params:,}" in out
+
+
+def test_receptive_field_of_the_simple_cnn(capsys: pytest.CaptureFixture[str]) -> None:
+    # Three (3x3 conv, 2x2 pool) stages: 3 -> 4 -> 8 -> 10 -> 18 -> 22 pixels.
+    assert main(["receptive-field", "simple_cnn", "--in-channels", "1"]) == 0
+    assert "sees 22x22 input pixels" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["train", "--model", "resnet2"], "Did you mean 'resnet32', 'resnet20'"),
+        (["summary", "resnett20"], "unknown model 'resnett20'"),
+        (["train", "--dataset", "cifar10", "--root", "{tmp}"], "--root DIR"),
+        (["train", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["train", "--limit", "0"], "--limit must be a positive"),
+        (["eval", "{tmp}/missing.pt"], "no checkpoint at"),
+        (["train", "--model-arg", "width"], "--model-arg takes KEY=VALUE"),
+        (["models", "nothing*"], "no model matches"),
+    ],
+)
+def test_errors_are_one_line_with_a_non_zero_exit(
+    argv: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1
+    assert err.startswith(f"visionblocks {argv[0]}: error: ")
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_unreadable_image_is_one_line(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    (tmp_path / "notes.png").write_text("not an image")
+    assert main(["gradcam", str(trained / "model.pt"), str(tmp_path / "notes.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"visionblocks gradcam: error: cannot read {str(tmp_path / 'notes.png')!r}: "
+        f"not an image file (PNG, JPEG, BMP, ...)."
+    )
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_exception(where: str) -> None:
+    argv = ["train", "--model", "nope"]
+    argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        main(argv)
+
+
+def test_usage_errors_exit_2() -> None:
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+
+
+def test_model_args_are_python_literals_or_strings() -> None:
+    assert parse_model_args(["width=32", "shortcut=padding", "widths=(8, 16)"]) == {
+        "width": 32,
+        "shortcut": "padding",
+        "widths": (8, 16),
+    }
+    with pytest.raises(CLIError, match="KEY=VALUE"):
+        parse_model_args(["=3"])
+
+
+@pytest.mark.slow
+def test_default_train_command_learns_the_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The README's main command: ResNet-20 on the packaged sample with the defaults.
+    # Measured 79.5% test accuracy (docs/getting_started.rst); the floor leaves room for seeds.
+    assert main(["train", "--out", str(tmp_path), "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test_images"] == 1000
+    assert metrics["test_accuracy"] > 0.70
