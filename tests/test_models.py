@@ -81,7 +81,10 @@ def test_golden_outputs(update_golden: bool) -> None:
     assert not missing, f"no golden output for {missing}: run pytest --update-golden"
     for name in MODELS:
         torch.testing.assert_close(
-            torch.tensor(outputs[name]), torch.tensor(expected[name]), rtol=1e-3, atol=1e-4,
+            torch.tensor(outputs[name]),
+            torch.tensor(expected[name]),
+            rtol=1e-3,
+            atol=1e-4,
             msg=lambda m, name=name: f"{name}: {m}",
         )
 
@@ -175,9 +178,10 @@ def _shortcut_kinds(model: nn.Module) -> list[str]:
 def test_projection_shortcut_exactly_when_shape_changes() -> None:
     kinds = _shortcut_kinds(vb.resnet_cifar(20))
     # 3 stages x 3 blocks; the first block of stages 2 and 3 changes width and stride.
-    assert kinds == ["Identity"] * 3 + ["Sequential"] + ["Identity"] * 2 + ["Sequential"] + [
-        "Identity"
-    ] * 2
+    assert (
+        kinds
+        == ["Identity"] * 3 + ["Sequential"] + ["Identity"] * 2 + ["Sequential"] + ["Identity"] * 2
+    )
     padding = _shortcut_kinds(vb.resnet_cifar(20, shortcut="padding"))
     assert padding.count("PadShortcut") == 2
     # ResNet-50: every stage's first block changes width (64 -> 256 in stage 1 too).
