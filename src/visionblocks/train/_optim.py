@@ -105,26 +105,19 @@ def make_schedule(
         return None
     if name == "plateau":
         return ReduceLROnPlateau(optimizer, factor=0.1, patience=3)
-    if name == "onecycle":
-        # Smith & Topin 2017 (https://arxiv.org/abs/1708.07120): warm up to the peak,
-        # then anneal far below the start; it trains in a fraction of the epochs.
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[g["lr"] for g in optimizer.param_groups],
-            # +1: the scheduler is stepped after every optimizer step, the last one included.
-            total_steps=max(total_steps, 1) + 1,
-            pct_start=max(warmup, 1e-3),
-            div_factor=10.0,
-            final_div_factor=100.0,
-            anneal_strategy="linear",
-            cycle_momentum=False,
-        )
     warm = int(warmup * total_steps)
 
     def factor(step: int) -> float:
+        progress = min((step - warm) / max(total_steps - warm, 1), 1.0)
+        if name == "onecycle":
+            # Smith & Topin 2017 (https://arxiv.org/abs/1708.07120): warm up linearly from
+            # peak/10 to the peak, then anneal linearly to peak/1000 by the last step; it trains
+            # in a fraction of the epochs a step schedule needs.
+            if step < warm:
+                return 0.1 + 0.9 * step / warm
+            return 1.0 - (1.0 - 1e-3) * progress
         if step < warm:
             return (step + 1) / warm
-        progress = (step - warm) / max(total_steps - warm, 1)
         if name == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
         return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))  # step: /10 at 50% and 75%
