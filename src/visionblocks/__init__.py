@@ -9,7 +9,7 @@ Example:
     10
 """
 
-from visionblocks import analysis, data, models, nas, train
+from visionblocks import analysis, data, models, nas, train, transfer
 from visionblocks.analysis import (
     activations,
     grad_cam,
@@ -75,6 +75,18 @@ from visionblocks.train import (
     load_checkpoint,
     lr_find,
     save_checkpoint,
+)
+from visionblocks.transfer import (
+    adapt_input_channels,
+    fine_tune,
+    freeze,
+    freeze_batchnorm_stats,
+    get_head,
+    load_weights,
+    param_groups,
+    pretrained,
+    replace_head,
+    unfreeze,
 )
 
 __version__ = "0.1.0"
@@ -142,6 +154,17 @@ __all__ = [
     "plot_history",
     "plot_confusion_matrix",
     "plot_misclassified",
+    # transfer learning
+    "pretrained",
+    "fine_tune",
+    "freeze",
+    "unfreeze",
+    "replace_head",
+    "param_groups",
+    "freeze_batchnorm_stats",
+    "load_weights",
+    "adapt_input_channels",
+    "get_head",
     # quantization
     "quantize_int8",
     "Int8Classifier",
@@ -152,4 +175,5 @@ __all__ = [
     "data",
     "models",
     "train",
+    "transfer",
 ]

@@ -1,0 +1,238 @@
+"""``pretrained()``: a backbone with pretrained weights and a new head, ready to fine-tune."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from visionblocks.models import create_model, list_models
+from visionblocks.transfer._freeze import freeze as freeze_model
+from visionblocks.transfer._heads import adapt_input_channels, first_conv, get_head, replace_head
+from visionblocks.transfer._weights import load_weights, read_checkpoint, state_dict_of
+
+__all__ = ["pretrained", "resolve_torchvision_weights"]
+
+_TORCHVISION_PREFIX = "torchvision."
+_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt"}  # file names, as opposed to weights enum names
+
+
+def _torchvision_models() -> list[str]:
+    import torchvision.models
+
+    return list(torchvision.models.list_models(module=torchvision.models))
+
+
+def resolve_torchvision_weights(name: str, weights: Any) -> Any:
+    """Turn ``"DEFAULT"``, a member name or a weights enum into torchvision's weights enum.
+
+    Nothing is downloaded: this only picks the entry (its URL, hash, categories and
+    transforms). ``None`` stays ``None``.
+
+    Args:
+        name: A torchvision classification model name, e.g. ``"resnet18"``.
+        weights: ``"DEFAULT"``, a member name (``"IMAGENET1K_V1"``), a qualified name
+            (``"ResNet18_Weights.IMAGENET1K_V1"``), a member of the model's enum, or ``None``.
+
+    Raises:
+        ValueError: ``weights`` is not one of the model's weights; the message lists them.
+
+    Example:
+        >>> resolve_torchvision_weights("resnet18", "DEFAULT")
+        ResNet18_Weights.IMAGENET1K_V1
+    """
+    from torchvision.models import WeightsEnum, get_model_weights, get_weight
+
+    if weights is None:
+        return None
+    enum = get_model_weights(name)
+    available = ", ".join(["DEFAULT", *enum.__members__])
+    if isinstance(weights, str) and "." in weights:
+        try:
+            weights = get_weight(weights)
+        except (ValueError, KeyError):
+            raise ValueError(f"unknown torchvision weights {weights!r}.") from None
+    if isinstance(weights, WeightsEnum):
+        if not isinstance(weights, enum):
+            raise ValueError(
+                f"{weights} are weights for another model, not {name!r}; use one of {available}."
+            )
+        return weights
+    if isinstance(weights, str) and weights in {"DEFAULT", *enum.__members__}:
+        return enum[weights]
+    raise ValueError(
+        f"unknown weights {weights!r} for {name!r}; use one of {available}, or a path."
+    )
+
+
+def _is_path(weights: object) -> bool:
+    return isinstance(weights, os.PathLike) or (
+        isinstance(weights, str) and Path(weights).is_file()
+    )
+
+
+def pretrained(
+    name: str | nn.Module,
+    num_classes: int,
+    *,
+    weights: Any = "DEFAULT",
+    in_channels: int = 3,
+    freeze: bool = False,
+    keep_head: bool = False,
+    sha256: str | None = None,
+    strict: bool = True,
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """Build a model with pretrained weights and a new head for ``num_classes`` classes.
+
+    Three kinds of model, tried in this order:
+
+    * a visionblocks model name (``list_models()``), with ``weights`` the path of a
+      checkpoint saved by ``save_checkpoint`` (its ``model_kwargs`` are reused);
+    * a torchvision classification model name (``"resnet18"``; prefix
+      ``"torchvision."`` to skip the visionblocks registry), with ``weights`` from
+      torchvision's weights API (``"DEFAULT"``, ``"IMAGENET1K_V1"``, an enum member:
+      downloaded by torchvision, so online only) or a local file;
+    * a model instance (e.g. an EfficientNet from another package), with ``weights``
+      a local file or state dict.
+
+    A local file is read with ``weights_only=True`` and, if ``sha256`` is given,
+    checked first. The head is always new (freshly initialised, ``num_classes``
+    outputs) unless ``keep_head=True``: a source head trained for other classes,
+    even as many, would start the new task from confidently wrong logits.
+    For ``in_channels`` other than the weights' (grayscale from RGB), the first conv
+    is adapted by summing the pretrained filters (:func:`adapt_conv_weight`), which
+    keeps the features the rest of the network was trained on.
+
+    Args:
+        name: Model name or instance.
+        num_classes: Classes of the new task.
+        weights: ``"DEFAULT"``, a torchvision weights name or enum, a file path, a
+            state dict, or ``None`` (random initialisation: the same architecture
+            from scratch, for a baseline).
+        in_channels: Input channels of the new task.
+        freeze: Freeze everything but the new head (:func:`freeze`).
+        keep_head: Keep the pretrained classifier (e.g. ImageNet's 1000 classes, to
+            predict with the model as it is); ``num_classes`` must match it.
+        sha256: Expected SHA-256 of the weights file (or a prefix of >= 8 hex digits).
+        strict: Raise on missing/unexpected keys (see :func:`load_weights`).
+        model_kwargs: Extra keyword arguments for a visionblocks model's builder.
+
+    Returns:
+        The model, in training mode.
+
+    Raises:
+        ValueError: Unknown model name or weights, a hash mismatch, or keys that do
+            not fit the model.
+
+    Example:
+        >>> from visionblocks import resnet20
+        >>> source = resnet20(num_classes=10).state_dict()
+        >>> model = pretrained("resnet20", 5, weights=source, in_channels=1, freeze=True)
+        >>> model.num_classes, model.in_channels
+        (5, 1)
+        >>> [n for n, p in model.named_parameters() if p.requires_grad]
+        ['head.weight', 'head.bias']
+    """
+    kwargs = dict(model_kwargs or {})
+    state: dict[str, Any] | None = None
+    reinitialized: list[str] = []
+    if isinstance(weights, str) and not _is_path(weights) and Path(weights).suffix in _SUFFIXES:
+        raise FileNotFoundError(f"weights file {weights!r} does not exist.")
+    if sha256 is not None and not _is_path(weights):
+        raise ValueError(
+            f"sha256 checks a weights file, but weights={weights!r} is not one (torchvision "
+            f"checks the hashes of its own downloads)."
+        )
+    if weights is not None and (_is_path(weights) or isinstance(weights, Mapping)):
+        checkpoint = (
+            weights if isinstance(weights, Mapping) else read_checkpoint(weights, sha256=sha256)
+        )
+        state = state_dict_of(checkpoint)
+        saved_name = checkpoint.get("model_name")
+        if (
+            isinstance(name, str)
+            and isinstance(saved_name, str)
+            and name.removeprefix(_TORCHVISION_PREFIX) != saved_name
+        ):
+            raise ValueError(
+                f"the checkpoint was saved from model {saved_name!r}, not {name!r}; "
+                f"call pretrained({saved_name!r}, ...)."
+            )
+        saved_kwargs = checkpoint.get("model_kwargs")
+        if isinstance(saved_kwargs, Mapping):
+            kwargs = {**saved_kwargs, **kwargs}
+
+    model: nn.Module
+    if isinstance(name, nn.Module):
+        if state is None and weights is not None:
+            raise ValueError(
+                f"weights={weights!r}: a model instance takes a local weights file or state dict "
+                f"(or None); torchvision weight names only work with torchvision model names."
+            )
+        model = name
+    elif not name.startswith(_TORCHVISION_PREFIX) and name in list_models():
+        if state is None and weights is not None:
+            raise ValueError(
+                f"visionblocks model {name!r} has no published weights ({weights!r}); pass the "
+                f"path of a checkpoint saved with save_checkpoint, or weights=None."
+            )
+        kwargs.update(num_classes=num_classes, in_channels=in_channels)
+        model = create_model(name, **kwargs)
+    else:
+        tv_name = name.removeprefix(_TORCHVISION_PREFIX)
+        available = _torchvision_models()
+        if tv_name not in available:
+            close = difflib.get_close_matches(tv_name, available + list_models(), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValueError(
+                f"unknown model {name!r}: neither a visionblocks model (list_models()) nor a "
+                f"torchvision classification model.{hint}"
+            )
+        import torchvision.models
+
+        builder = torchvision.models.get_model_builder(tv_name)
+        if state is None and weights is not None:
+            # torchvision downloads (online) and applies its own key fixes (e.g. DenseNet).
+            model = builder(weights=resolve_torchvision_weights(tv_name, weights), progress=True)
+        else:
+            model = builder(weights=None, num_classes=num_classes)
+
+    if state is not None:
+        conv_name, conv = first_conv(model)
+        saved_conv = state.get(conv_name + ".weight")
+        if (
+            saved_conv is not None
+            and saved_conv.dim() == 4
+            and saved_conv.shape[1] != conv.in_channels
+        ):
+            # Give the stem the file's channel count so it loads; it is adapted back below.
+            adapt_input_channels(model, int(saved_conv.shape[1]))
+        reinitialized = load_weights(model, state, strict=strict).reinitialized
+    if keep_head:
+        head = get_head(model)[1]
+        outputs = head.out_features if isinstance(head, nn.Linear) else 0
+        reason = (
+            "no weights were loaded (weights=None)"
+            if weights is None
+            else f"its weights do not fit ({', '.join(reinitialized)} not loaded)"
+            if reinitialized
+            else f"it has {outputs} outputs"
+        )
+        if weights is None or reinitialized or outputs != num_classes:
+            raise ValueError(
+                f"keep_head=True keeps the pretrained head, which needs num_classes to match "
+                f"it; {reason}. Drop keep_head to get a new head for {num_classes} classes."
+            )
+    else:
+        replace_head(model, num_classes)
+    stem = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if stem is not None and stem.in_channels != in_channels:
+        adapt_input_channels(model, in_channels)
+    if freeze:
+        freeze_model(model, except_head=True)
+    return model.train()
