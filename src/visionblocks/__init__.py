@@ -9,7 +9,7 @@ Example:
     10
 """
 
-from visionblocks import analysis, data, models, nas, train, transfer
+from visionblocks import analysis, data, models, nas, recipes, train, transfer
 from visionblocks.analysis import (
     activations,
     grad_cam,
@@ -63,6 +63,15 @@ from visionblocks.models import (
     vgg_cifar,
 )
 from visionblocks.quantize import Int8Classifier, UnsupportedLayerError, quantize_int8
+from visionblocks.recipes import (
+    FastCNN,
+    FastRecipe,
+    FastResult,
+    WeightAveraging,
+    fast_cnn,
+    fast_recipe,
+    train_fast,
+)
 from visionblocks.train import (
     BestCheckpoint,
     Callback,
@@ -154,6 +163,14 @@ __all__ = [
     "plot_history",
     "plot_confusion_matrix",
     "plot_misclassified",
+    # recipes
+    "FastRecipe",
+    "FastResult",
+    "fast_recipe",
+    "train_fast",
+    "FastCNN",
+    "fast_cnn",
+    "WeightAveraging",
     # transfer learning
     "pretrained",
     "fine_tune",
@@ -172,6 +189,7 @@ __all__ = [
     # subpackages
     "analysis",
     "nas",
+    "recipes",
     "data",
     "models",
     "train",

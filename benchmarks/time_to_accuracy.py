@@ -1,0 +1,262 @@
+"""Time to a test accuracy: the lab's way versus visionblocks' ``fast`` recipe and fit() defaults.
+
+Same machine, same run, ratios printed. Sides (``--sides``):
+
+* ``lab-simple_cnn``, ``lab-resnet20``: the lab's way (``benchmarks/_lab_baseline.py``):
+  per-sample PIL transforms (``RandomCrop(S, padding=4)``, ``RandomHorizontalFlip``,
+  ``ToTensor``, ``Normalize``) in a ``DataLoader(num_workers=2)``, fp32, ``Adam(1e-3)``,
+  batch 128, a hand-written loop, the lab's ``simple_cnn`` / ``resnet_cifar(20)``;
+* ``fast``: :func:`visionblocks.recipes.train_fast` with the dataset's preset;
+* ``fit-defaults-resnet20``: ``fit(resnet_cifar(20), train, test, epochs=E)`` with every
+  other argument left at its default (issue 4's "defaults that win", target 92%).
+
+Every side evaluates the full test set after every epoch, and that time counts: a side's
+time to a target is the wall time from the creation of its loaders (the dataset is already
+in memory, loaded once for all sides) to the end of the first evaluation at or above the
+target. Each side stops when it has reached all targets or its budget
+(``--lab-seconds`` / ``--max-epochs`` for the lab, ``--max-seconds`` for ours) runs out;
+a target not reached is reported as such and the ratio becomes a lower bound (">=").
+
+CPU efficiency: the bf16 matmul peak of this machine (a large ``torch.matmul`` under the
+same thread count) next to the ``fast`` recipe's training FLOP/s (FLOPs of one training
+step counted with ``torch.utils.flop_counter.FlopCounterMode``, times its measured steps
+per second of training).
+
+Usage (the numbers in docs/speed.rst)::
+
+    .venv/bin/python benchmarks/time_to_accuracy.py --threads 1 --max-seconds 300
+    # issue 4's target only:
+    .venv/bin/python benchmarks/time_to_accuracy.py --targets 0.92 \
+        --sides lab-resnet20 fit-defaults-resnet20
+    # CUDA, CIFAR-10 from a local copy (cifar-10-batches-py under --root):
+    .venv/bin/python benchmarks/time_to_accuracy.py --dataset cifar10 --root DATA \
+        --device cuda --targets 0.94 --sides fast lab-resnet20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from _lab_baseline import Run, lab_time_to_accuracy
+from torch.utils.flop_counter import FlopCounterMode
+
+import visionblocks as vb
+from visionblocks.recipes import FastRecipe, fast_recipe, train_fast
+from visionblocks.train import Callback, Trainer, fit, resolve_plan
+
+# airbench94's published figure (https://github.com/KellerJordan/cifar10-airbench):
+# 94.01% mean CIFAR-10 test accuracy in 3.29 s on one NVIDIA A100.
+AIRBENCH_SECONDS, AIRBENCH_GPU = 3.29, "A100"
+SIDES = ("lab-simple_cnn", "lab-resnet20", "fast", "fit-defaults-resnet20")
+
+
+class Clock(Callback):
+    """Record (epoch, seconds since ``start``, val_acc) after every epoch; stop when done."""
+
+    def __init__(self, run: Run, start: float, targets: Sequence[float], max_seconds: float):
+        self.run, self.start, self.targets, self.max_seconds = run, start, targets, max_seconds
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        if trainer.plan.device.type == "cuda":
+            torch.cuda.synchronize(trainer.plan.device)
+        elapsed = time.perf_counter() - self.start
+        self.run.evals.append((epoch, elapsed, metrics["val_acc"]))
+        self.run.seconds = elapsed
+        print(
+            f"  {self.run.name}: epoch {epoch} test acc {metrics['val_acc']:.2%} at {elapsed:.0f} s"
+        )
+        if all(self.run.time_to(t) is not None for t in self.targets):
+            trainer.should_stop, self.run.stopped = True, "all targets reached"
+        elif elapsed > self.max_seconds:
+            trainer.should_stop = True
+            self.run.stopped = f"budget of {self.max_seconds:.0f} s ran out"
+
+
+def run_fast(
+    recipe: FastRecipe, train: vb.ImageDataset, test: vb.ImageDataset, args: argparse.Namespace
+) -> Run:
+    run = Run("fast")
+    start = time.perf_counter()
+    clock = Clock(run, start, args.targets, args.max_seconds)
+    result = train_fast(
+        train, test, recipe=recipe, callbacks=[clock], device=args.device, progress=False,
+        seed=args.seed,
+    )  # fmt: skip
+    run.stopped = run.stopped or f"{recipe.epochs} epochs done"
+    run.images_per_second = sum(result.history["images_per_second"]) / len(result.history)
+    run.extra["final_tta"] = result.accuracy or 0.0  # with flip TTA, not timed
+    return run
+
+
+def run_fit_defaults(
+    train: vb.ImageDataset, test: vb.ImageDataset, args: argparse.Namespace
+) -> Run:
+    run = Run("fit-defaults-resnet20")
+    torch.manual_seed(args.seed)
+    model = vb.resnet_cifar(20, num_classes=train.num_classes, in_channels=train.image_shape[0])
+    start = time.perf_counter()
+    history = fit(
+        model, train, test, epochs=args.fit_epochs, device=args.device, progress=False,
+        seed=args.seed, callbacks=[Clock(run, start, args.targets, args.max_seconds)],
+    )  # fmt: skip
+    run.stopped = run.stopped or f"{args.fit_epochs} epochs done"
+    run.images_per_second = sum(history["images_per_second"]) / len(history)
+    return run
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, seconds: float = 3.0) -> float:
+    """FLOP/s of repeated ``n x n`` matmuls in ``dtype`` (the best of several timings)."""
+    n = 2048 if device.type == "cpu" else 8192
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t = time.perf_counter()
+        torch.matmul(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def train_step_flops(recipe: FastRecipe, train: vb.ImageDataset, device: str) -> float:
+    """FLOPs of one training step (forward + backward) of the recipe at its batch size."""
+    plan = resolve_plan(device)
+    model = plan.prepare(recipe.build_model(train.num_classes, train.image_shape[0]))
+    x = torch.randn(recipe.batch_size, *train.image_shape, device=plan.device)
+    x = x.contiguous(memory_format=plan.memory_format)
+    y = torch.randint(train.num_classes, (recipe.batch_size,), device=plan.device)
+    with FlopCounterMode(display=False) as counter:
+        with plan.autocast():
+            logits = model(x)
+        F.cross_entropy(logits.float(), y).backward()  # type: ignore[no-untyped-call]
+    return float(counter.get_total_flops())
+
+
+def describe(run: Run, targets: Sequence[float]) -> str:
+    parts = []
+    for t in targets:
+        s = run.time_to(t)
+        parts.append(f"{t:.0%}: {s:7.1f} s" if s is not None else f"{t:.0%}: not reached")
+    final = ""
+    if "final_tta" in run.extra:
+        final = f", final with flip TTA {run.extra['final_tta']:.2%} (untimed)"
+    if "final" in run.extra:
+        final = f", {run.extra['final']:.2%} when the budget ran out (untimed)"
+    return (
+        f"{run.name:<22} {' | '.join(parts)}  best {run.best:.2%} in {len(run.evals)} evals, "
+        f"{run.seconds:.0f} s, {run.images_per_second:.0f} train img/s{final} ({run.stopped})"
+    )
+
+
+def ratio(lab: Run, ours: Run, target: float) -> str:
+    ours_s, lab_s = ours.time_to(target), lab.time_to(target)
+    if ours_s is None:
+        return f"{ours.name} did not reach {target:.0%}: no ratio"
+    if lab_s is None:
+        return f">= {lab.seconds / ours_s:.1f}x ({lab.name} not reached in {lab.seconds:.0f} s)"
+    return f"{lab_s / ours_s:.1f}x"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist or cifar10")
+    parser.add_argument("--root", help="folder with the dataset files (CIFAR-10)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.93, 0.94])
+    parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
+    parser.add_argument("--max-seconds", type=float, default=900.0, help="budget of our sides")
+    parser.add_argument("--lab-seconds", type=float, default=600.0, help="budget per lab side")
+    parser.add_argument("--max-epochs", type=int, default=50, help="epoch budget per lab side")
+    parser.add_argument("--fit-epochs", type=int, default=4, help="epochs of fit-defaults")
+    parser.add_argument("--epochs", type=int, help="override the fast recipe's epochs")
+    parser.add_argument("--limit", type=int, help="use only N training images (development)")
+    parser.add_argument("--test-limit", type=int, help="use only N test images (development)")
+    parser.add_argument("--threads", type=int, help="torch threads for every side")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train = vb.load_dataset(args.dataset, root=args.root)
+    test = vb.load_dataset(args.dataset, split="test", root=args.root)
+    if args.limit and args.limit < len(train):
+        train = vb.subset(train, args.limit / len(train), seed=args.seed)
+    if args.test_limit and args.test_limit < len(test):
+        test = vb.subset(test, args.test_limit / len(test), seed=args.seed)
+    recipe = fast_recipe(args.dataset)
+    if args.epochs:
+        recipe = fast_recipe(args.dataset, epochs=args.epochs)
+    plan = resolve_plan(args.device)
+    print(
+        f"{args.dataset}: {len(train):,} train / {len(test):,} test images; {plan.describe()} "
+        f"for visionblocks; {torch.get_num_threads()} torch threads; targets "
+        f"{', '.join(f'{t:.0%}' for t in args.targets)}; budgets {args.lab_seconds:.0f} s per lab "
+        f"side, {args.max_seconds:.0f} s per visionblocks side"
+    )
+    runs: dict[str, Run] = {}
+    for side in args.sides:
+        print(f"{side}:")
+        if side.startswith("lab-"):
+            arch = side.removeprefix("lab-")
+            c, size = train.image_shape[0], train.image_shape[-1]
+            model = (
+                vb.simple_cnn(train.num_classes, c, image_size=size)
+                if arch == "simple_cnn"
+                else vb.resnet_cifar(20, train.num_classes, c)
+            )
+            runs[side] = lab_time_to_accuracy(
+                side, model, train, test, targets=args.targets, device=plan.device,
+                max_epochs=args.max_epochs, max_seconds=args.lab_seconds, seed=args.seed,
+            )  # fmt: skip
+        elif side == "fast":
+            runs[side] = run_fast(recipe, train, test, args)
+        else:
+            runs[side] = run_fit_defaults(train, test, args)
+
+    print("\nresults (seconds include the per-epoch evaluations on the full test set):")
+    for run in runs.values():
+        print("  " + describe(run, args.targets))
+    report: dict[str, Any] = {"runs": {k: vars(v) for k, v in runs.items()}, "ratios": {}}
+    for ours in ("fast", "fit-defaults-resnet20"):
+        for lab in (s for s in runs if s.startswith("lab-")):
+            if ours in runs:
+                for t in args.targets:
+                    text = ratio(runs[lab], runs[ours], t)
+                    report["ratios"][f"{ours} vs {lab} to {t:.0%}"] = text
+                    print(f"  speed-up to {t:.0%}, {ours} vs {lab}: {text}")
+
+    if "fast" in runs:
+        flops = train_step_flops(recipe, train, args.device)
+        achieved = flops * runs["fast"].images_per_second / recipe.batch_size
+        dtype = torch.bfloat16 if plan.precision == "bf16" else torch.float32
+        peak = matmul_peak(dtype, plan.device)
+        fast_s = runs["fast"].time_to(0.94)
+        report["efficiency"] = {"step_flops": flops, "achieved": achieved, "peak": peak}
+        print(
+            f"\nefficiency: one training step of the fast recipe (batch {recipe.batch_size}) = "
+            f"{flops / 1e9:.1f} GFLOP; at {runs['fast'].images_per_second:.0f} img/s that is "
+            f"{achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.1%} of this machine's "
+            f"{str(dtype).removeprefix('torch.')} matmul peak ({peak / 1e9:.1f} GFLOP/s)"
+        )
+        if plan.device.type == "cuda" and args.dataset == "cifar10":
+            shown = f"{fast_s:.1f} s" if fast_s is not None else "not reached"
+            print(
+                f"GPU: fast recipe to 94% on {torch.cuda.get_device_name(plan.device)}: {shown}; "
+                f"airbench94: {AIRBENCH_SECONDS} s on an {AIRBENCH_GPU} (published)"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
