@@ -22,6 +22,8 @@ TINY = {
     "05_transfer_learning.py": ["--fraction", "0.02", "--epochs", "2", "--image-size", "32"],
     "compare_architectures.py": ["--fraction", "0.005", "--epochs", "1", "--test-images", "100"],
     "filters_and_gradcam.py": ["--epochs", "1", "--out", "{out}"],
+    "06_quantization.py": ["--epochs", "1", "--limit", "512", "--no-progress"],
+    "07_architecture_search.py": [*COMMON_TINY, "--limit", "400", "--trials", "2"],
 }
 # What each of the lab's exercises must leave in --out (with matplotlib installed).
 OUTPUTS = {
