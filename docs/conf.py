@@ -22,7 +22,6 @@ autodoc_member_order = "bysource"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 html_theme = "alabaster"
-html_static_path = ["_static"]
 exclude_patterns = ["_build"]
 
 intersphinx_mapping = {
