@@ -32,28 +32,11 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 import torchvision.transforms as T
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from _lab_baseline import PilDataset  # the same per-image PIL pipeline as the other benchmarks
+from torch.utils.data import DataLoader
 
 from visionblocks.data import DeviceLoader, ImageDataset, load_dataset
 from visionblocks.data._errors import DatasetNotFoundError
-
-
-class PilDataset(Dataset[tuple[torch.Tensor, int]]):
-    """What torchvision.datasets.CIFAR10/FashionMNIST do per item: array -> PIL -> transform."""
-
-    def __init__(self, ds: ImageDataset, transform: T.Compose) -> None:
-        images = ds.images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
-        self.data = images[..., 0] if images.shape[-1] == 1 else images
-        self.labels = ds.labels.tolist()
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = Image.fromarray(self.data[index])
-        return self.transform(image), self.labels[index]
 
 
 def lab_transform(ds: ImageDataset, preset: str) -> T.Compose:
