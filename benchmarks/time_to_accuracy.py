@@ -7,6 +7,7 @@ Same machine, same run, ratios printed. Sides (``--sides``):
   ``ToTensor``, ``Normalize``) in a ``DataLoader(num_workers=2)``, fp32, ``Adam(1e-3)``,
   batch 128, a hand-written loop, the lab's ``simple_cnn`` / ``resnet_cifar(20)``;
 * ``fast``: :func:`visionblocks.recipes.train_fast` with the dataset's preset;
+  ``fast:E`` the same with ``E`` epochs (a longer run, e.g. for 94%);
 * ``fit-defaults-resnet20``: ``fit(resnet_cifar(20), train, test, epochs=E)`` with every
   other argument left at its default (issue 4's "defaults that win", target 92%).
 
@@ -36,6 +37,7 @@ Usage (the numbers in docs/speed.rst)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -55,6 +57,14 @@ from visionblocks.train import Callback, Trainer, fit, resolve_plan
 # 94.01% mean CIFAR-10 test accuracy in 3.29 s on one NVIDIA A100.
 AIRBENCH_SECONDS, AIRBENCH_GPU = 3.29, "A100"
 SIDES = ("lab-simple_cnn", "lab-resnet20", "fast", "fit-defaults-resnet20")
+
+
+def side_name(text: str) -> str:
+    """An argparse type: one of ``SIDES`` or ``fast:E`` (the fast recipe with E epochs)."""
+    epochs = text.removeprefix("fast:")
+    if text in SIDES or (epochs != text and epochs.isdigit() and int(epochs) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown side {text!r}; choose from {SIDES} or fast:E")
 
 
 class Clock(Callback):
@@ -80,9 +90,13 @@ class Clock(Callback):
 
 
 def run_fast(
-    recipe: FastRecipe, train: vb.ImageDataset, test: vb.ImageDataset, args: argparse.Namespace
+    name: str,
+    recipe: FastRecipe,
+    train: vb.ImageDataset,
+    test: vb.ImageDataset,
+    args: argparse.Namespace,
 ) -> Run:
-    run = Run("fast")
+    run = Run(name)
     start = time.perf_counter()
     clock = Clock(run, start, args.targets, args.max_seconds)
     result = train_fast(
@@ -141,6 +155,18 @@ def train_step_flops(recipe: FastRecipe, train: vb.ImageDataset, device: str) ->
     return float(counter.get_total_flops())
 
 
+def lab_seconds(args: argparse.Namespace, runs: dict[str, Run]) -> float:
+    """A lab side's budget: ``--lab-factor`` times fast's time to the first target, if set."""
+    if not args.lab_factor:
+        return float(args.lab_seconds)
+    fast_s = runs["fast"].time_to(args.targets[0]) if "fast" in runs else None
+    if fast_s is None:
+        print(f"  fast did not reach {args.targets[0]:.0%}: budget --lab-seconds instead")
+        return float(args.lab_seconds)
+    print(f"  budget {args.lab_factor:g} x {fast_s:.1f} s = {args.lab_factor * fast_s:.0f} s")
+    return args.lab_factor * fast_s
+
+
 def describe(run: Run, targets: Sequence[float]) -> str:
     parts = []
     for t in targets:
@@ -172,9 +198,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--root", help="folder with the dataset files (CIFAR-10)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--targets", type=float, nargs="+", default=[0.93, 0.94])
-    parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
+    parser.add_argument(
+        "--sides", nargs="+", default=list(SIDES), type=side_name,
+        help=f"some of {', '.join(SIDES)}, fast:E (default: all but fast:E)",
+    )  # fmt: skip
     parser.add_argument("--max-seconds", type=float, default=900.0, help="budget of our sides")
     parser.add_argument("--lab-seconds", type=float, default=600.0, help="budget per lab side")
+    parser.add_argument(
+        "--lab-factor", type=float, help="budget per lab side = this many times the fast "
+        "recipe's time to the first target (fast then runs first); overrides --lab-seconds",
+    )  # fmt: skip
     parser.add_argument("--max-epochs", type=int, default=50, help="epoch budget per lab side")
     parser.add_argument("--fit-epochs", type=int, default=4, help="epochs of fit-defaults")
     parser.add_argument("--epochs", type=int, help="override the fast recipe's epochs")
@@ -197,14 +230,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.epochs:
         recipe = fast_recipe(args.dataset, epochs=args.epochs)
     plan = resolve_plan(args.device)
+    sides = list(dict.fromkeys(args.sides))
+    if args.lab_factor and "fast" in sides:
+        sides = ["fast", *(s for s in sides if s != "fast")]
+    lab_budget = f"{args.lab_seconds:.0f} s per lab side"
+    if args.lab_factor:
+        first = f"{args.targets[0]:.0%}"
+        lab_budget = f"{args.lab_factor:g}x the fast recipe's time to {first} per lab side"
     print(
         f"{args.dataset}: {len(train):,} train / {len(test):,} test images; {plan.describe()} "
         f"for visionblocks; {torch.get_num_threads()} torch threads; targets "
-        f"{', '.join(f'{t:.0%}' for t in args.targets)}; budgets {args.lab_seconds:.0f} s per lab "
-        f"side, {args.max_seconds:.0f} s per visionblocks side"
+        f"{', '.join(f'{t:.0%}' for t in args.targets)}; budgets {lab_budget}, "
+        f"{args.max_seconds:.0f} s per visionblocks side"
     )
     runs: dict[str, Run] = {}
-    for side in args.sides:
+    for side in sides:
         print(f"{side}:")
         if side.startswith("lab-"):
             arch = side.removeprefix("lab-")
@@ -216,10 +256,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
             runs[side] = lab_time_to_accuracy(
                 side, model, train, test, targets=args.targets, device=plan.device,
-                max_epochs=args.max_epochs, max_seconds=args.lab_seconds, seed=args.seed,
+                max_epochs=args.max_epochs, max_seconds=lab_seconds(args, runs), seed=args.seed,
             )  # fmt: skip
-        elif side == "fast":
-            runs[side] = run_fast(recipe, train, test, args)
+        elif side.startswith("fast"):
+            epochs = int(side.partition(":")[2] or recipe.epochs)
+            side_recipe = dataclasses.replace(recipe, epochs=epochs)
+            runs[side] = run_fast(side, side_recipe, train, test, args)
         else:
             runs[side] = run_fit_defaults(train, test, args)
 
@@ -227,24 +269,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     for run in runs.values():
         print("  " + describe(run, args.targets))
     report: dict[str, Any] = {"runs": {k: vars(v) for k, v in runs.items()}, "ratios": {}}
-    for ours in ("fast", "fit-defaults-resnet20"):
+    ours_sides = [s for s in runs if not s.startswith("lab-")]
+    for ours in ours_sides:
         for lab in (s for s in runs if s.startswith("lab-")):
-            if ours in runs:
-                for t in args.targets:
-                    text = ratio(runs[lab], runs[ours], t)
-                    report["ratios"][f"{ours} vs {lab} to {t:.0%}"] = text
-                    print(f"  speed-up to {t:.0%}, {ours} vs {lab}: {text}")
+            for t in args.targets:
+                text = ratio(runs[lab], runs[ours], t)
+                report["ratios"][f"{ours} vs {lab} to {t:.0%}"] = text
+                print(f"  speed-up to {t:.0%}, {ours} vs {lab}: {text}")
 
-    if "fast" in runs:
+    fast_sides = [s for s in runs if s.startswith("fast")]
+    if fast_sides:
+        fast = runs[fast_sides[0]]
         flops = train_step_flops(recipe, train, args.device)
-        achieved = flops * runs["fast"].images_per_second / recipe.batch_size
+        achieved = flops * fast.images_per_second / recipe.batch_size
         dtype = torch.bfloat16 if plan.precision == "bf16" else torch.float32
         peak = matmul_peak(dtype, plan.device)
-        fast_s = runs["fast"].time_to(0.94)
+        times_94 = [t for t in (runs[s].time_to(0.94) for s in fast_sides) if t is not None]
+        fast_s = min(times_94, default=None)
         report["efficiency"] = {"step_flops": flops, "achieved": achieved, "peak": peak}
         print(
             f"\nefficiency: one training step of the fast recipe (batch {recipe.batch_size}) = "
-            f"{flops / 1e9:.1f} GFLOP; at {runs['fast'].images_per_second:.0f} img/s that is "
+            f"{flops / 1e9:.1f} GFLOP; at {fast.images_per_second:.0f} img/s ({fast.name}) that is "
             f"{achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.1%} of this machine's "
             f"{str(dtype).removeprefix('torch.')} matmul peak ({peak / 1e9:.1f} GFLOP/s)"
         )

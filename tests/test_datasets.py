@@ -8,6 +8,7 @@ import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from visionblocks.data import (
     subset,
 )
 from visionblocks.data._idx import read_idx, write_idx
+
+# The conftest fixture write_cifar10(root, per_batch, protocol=2) -> {name: rows, ...}.
+Writer = Callable[..., dict[str, np.ndarray]]
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_fashion = pytest.mark.skipif(
@@ -168,33 +172,9 @@ def _dump(path: Path, obj: dict[bytes, Any], protocol: int) -> None:
     path.write_bytes(pickle.dumps(obj, protocol=protocol))
 
 
-def _write_cifar10(root: Path, per_batch: int, protocol: int = 2) -> dict[str, np.ndarray]:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    written = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, per_batch)]
-        batch = {
-            b"batch_label": name.encode(),
-            b"labels": labels,
-            b"data": data,
-            b"filenames": [f"img_{i}.png".encode() for i in range(per_batch)],
-        }
-        _dump(folder / name, batch, protocol)
-        written[name] = data
-        written[name + "_labels"] = np.array(labels)
-    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer"]
-    names += [b"dog", b"frog", b"horse", b"ship", b"truck"]
-    meta = {b"num_cases_per_batch": per_batch, b"label_names": names, b"num_vis": 3072}
-    _dump(folder / "batches.meta", meta, protocol)
-    return written
-
-
 @pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
-def test_cifar10_exact_format(tmp_path: Path, protocol: int) -> None:
-    written = _write_cifar10(tmp_path, per_batch=6, protocol=protocol)
+def test_cifar10_exact_format(tmp_path: Path, write_cifar10: Writer, protocol: int) -> None:
+    written = write_cifar10(tmp_path, per_batch=6, protocol=protocol)
     train = load_dataset("cifar10", root=tmp_path)
     test = load_dataset("cifar10", "test", root=tmp_path)
     assert train.images.shape == (30, 3, 32, 32)
@@ -216,8 +196,8 @@ def test_cifar10_exact_format(tmp_path: Path, protocol: int) -> None:
     assert train.mean == pytest.approx(tuple(expected_mean), abs=1e-9)
 
 
-def test_cifar10_root_may_be_the_batches_folder(tmp_path: Path) -> None:
-    _write_cifar10(tmp_path, per_batch=2)
+def test_cifar10_root_may_be_the_batches_folder(tmp_path: Path, write_cifar10: Writer) -> None:
+    write_cifar10(tmp_path, per_batch=2)
     assert len(load_dataset("cifar10", root=tmp_path / "cifar-10-batches-py")) == 10
 
 
@@ -251,8 +231,8 @@ def test_missing_cifar_names_paths_and_fixes(tmp_path: Path) -> None:
     assert "root=" in message
 
 
-def test_truncated_cifar_batch_is_a_clear_error(tmp_path: Path) -> None:
-    _write_cifar10(tmp_path, per_batch=4)
+def test_truncated_cifar_batch_is_a_clear_error(tmp_path: Path, write_cifar10: Writer) -> None:
+    write_cifar10(tmp_path, per_batch=4)
     path = tmp_path / "cifar-10-batches-py" / "data_batch_3"
     path.write_bytes(path.read_bytes()[:-50])
     with pytest.raises(CorruptDatasetError, match="data_batch_3"):
@@ -267,8 +247,8 @@ class _Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_cifar_pickle_cannot_run_code(tmp_path: Path) -> None:
-    _write_cifar10(tmp_path, per_batch=2)
+def test_cifar_pickle_cannot_run_code(tmp_path: Path, write_cifar10: Writer) -> None:
+    write_cifar10(tmp_path, per_batch=2)
     marker = tmp_path / "pwned"
     evil = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [_Exploit(marker)]}
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps(evil))

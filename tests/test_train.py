@@ -251,6 +251,29 @@ def test_evaluate_matches_a_manual_computation(small: vb.data.ImageDataset) -> N
     assert flipped.accuracy != result.accuracy or flipped.loss != result.loss
 
 
+def test_val_tta_validates_like_evaluate_with_tta(small: vb.data.ImageDataset) -> None:
+    class Seen(Callback):
+        def __init__(self) -> None:
+            self.calls: list[tuple[int, float]] = []
+
+        def on_validation_end(
+            self, trainer: Trainer, epoch: int, metrics: dict[str, float]
+        ) -> None:
+            self.calls.append((epoch, metrics["val_acc"]))
+
+    model, seen = tiny_model(), Seen()
+    history = fit(
+        model, small, small, epochs=2, batch_size=64, val_tta=True, callbacks=[seen],
+        progress=False, seed=0, precision="fp32",
+    )  # fmt: skip
+    assert seen.calls == [(1, history["val_acc"][0]), (2, history["val_acc"][1])]
+    with_tta = evaluate(model, small, tta=True, precision="fp32")
+    assert history.last["val_acc"] == pytest.approx(with_tta.accuracy, abs=1e-9)
+    assert history.last["val_loss"] == pytest.approx(with_tta.loss, rel=1e-5)
+    plain = evaluate(model, small, precision="fp32")
+    assert (plain.accuracy, plain.loss) != (with_tta.accuracy, with_tta.loss)
+
+
 def test_lr_find_restores_weights_and_suggests(small: vb.data.ImageDataset) -> None:
     model = tiny_model()
     before = weights(model)

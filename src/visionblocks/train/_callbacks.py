@@ -44,6 +44,9 @@ class Callback:
     def on_validation_start(self, trainer: Trainer, epoch: int) -> None:
         """Called before validation (e.g. to swap in averaged weights)."""
 
+    def on_validation_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        """Called after validation (also without validation data) with the metrics so far."""
+
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         """Called after each epoch with its metrics (train and, if any, validation)."""
 

@@ -99,6 +99,7 @@ def fit(
     mixup: float = 0.0,
     cutmix: float = 0.0,
     augment: str | BatchAugmentFn | None = "standard",
+    val_tta: bool = False,
     grad_clip: float | None = None,
     param_groups: Iterable[dict[str, Any]] | None = None,
     device: str | torch.device = "auto",
@@ -136,6 +137,8 @@ def fit(
         cutmix: CutMix Beta(alpha, alpha) parameter; 0 disables it.
         augment: Augmentation preset for in-memory data (see
             :func:`~visionblocks.data.augmentation`), a batch-augment callable, or ``None``.
+        val_tta: Validate with flip test-time augmentation (the logits of each image and
+            its mirror averaged), as ``evaluate(..., tta=True)`` does.
         grad_clip: Clip the global gradient norm to this value.
         param_groups: Optimizer parameter groups (e.g. :func:`~visionblocks.transfer.param_groups`
             for discriminative learning rates); each group's ``lr`` is its peak.
@@ -280,7 +283,9 @@ def fit(
             for cb in callbacks:
                 cb.on_validation_start(trainer, epoch)
             if val_batches is not None:
-                metrics.update(_validate(net, val_batches, plan, dist))
+                metrics.update(_validate(net, val_batches, plan, dist, tta=val_tta))
+            for cb in callbacks:
+                cb.on_validation_end(trainer, epoch, metrics)
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 sched.step(metrics.get("val_loss", metrics["train_loss"]))
             metrics.update(
@@ -391,9 +396,9 @@ def _train_epoch(
 
 
 def _validate(
-    net: nn.Module, batches: Batches, plan: ExecutionPlan, dist: DistContext
+    net: nn.Module, batches: Batches, plan: ExecutionPlan, dist: DistContext, *, tta: bool
 ) -> dict[str, float]:
-    loss_sum, confusion, _, _ = run_eval(net, batches, plan)
+    loss_sum, confusion, _, _ = run_eval(net, batches, plan, tta=tta)
     totals = all_reduce_sum(
         torch.stack(
             [loss_sum.float(), confusion.diagonal().sum().float(), confusion.sum().float()]
