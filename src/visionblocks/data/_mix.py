@@ -17,17 +17,19 @@ from torch.nn import functional as F
 __all__ = ["CutMix", "MixUp"]
 
 
+def _source(generator: torch.Generator | None) -> torch.device | str:
+    # Draw on the generator's own device (a CUDA generator cannot draw on the CPU).
+    return generator.device if generator is not None else "cpu"
+
+
 def _beta(alpha: float, generator: torch.Generator | None) -> float:
     # torch.distributions.Beta takes no generator; draw a NumPy seed from the torch one.
-    device = generator.device if generator is not None else "cpu"
-    seed = int(torch.randint(0, 2**62, (), generator=generator, device=device))
+    seed = int(torch.randint(0, 2**62, (), generator=generator, device=_source(generator)))
     return float(np.random.default_rng(seed).beta(alpha, alpha))
 
 
 def _partner(batch: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    # Draw on the generator's own device (a CUDA generator cannot draw on the CPU).
-    source = generator.device if generator is not None else "cpu"
-    return torch.randperm(batch, generator=generator, device=source).to(device)
+    return torch.randperm(batch, generator=generator, device=_source(generator)).to(device)
 
 
 def _check(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -44,22 +46,10 @@ def _check(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
     return y.to(x.dtype)
 
 
-class MixUp:
-    """Blend each image and label with a random partner: ``lam * a + (1 - lam) * b``.
+class _BatchMix:
+    """What MixUp and CutMix share: the alpha check, the labels, ``lam`` and the partners."""
 
-    ``lam ~ Beta(alpha, alpha)``, one value per batch.
-
-    Args:
-        alpha: Beta distribution parameter (0.2 is common for CIFAR; larger mixes more).
-
-    Example:
-        >>> x, y = torch.rand(8, 3, 4, 4), torch.arange(8) % 4
-        >>> xm, ym = MixUp(alpha=0.4)(x, y, 4, generator=torch.Generator().manual_seed(0))
-        >>> xm.shape, ym.shape, torch.allclose(ym.sum(1), torch.ones(8))
-        (torch.Size([8, 3, 4, 4]), torch.Size([8, 4]), True)
-    """
-
-    def __init__(self, alpha: float = 0.2) -> None:
+    def __init__(self, alpha: float) -> None:
         if alpha <= 0:
             raise ValueError(f"alpha must be > 0; got {alpha}.")
         self.alpha = alpha
@@ -75,13 +65,52 @@ class MixUp:
         soft = _check(x, y, num_classes)
         lam = _beta(self.alpha, generator)
         partner = _partner(len(x), generator, x.device)
-        return lam * x + (1 - lam) * x[partner], lam * soft + (1 - lam) * soft[partner]
+        return self._mix(x, soft, lam, partner, generator)
+
+    def _mix(
+        self,
+        x: torch.Tensor,
+        soft: torch.Tensor,
+        lam: float,
+        partner: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"MixUp(alpha={self.alpha})"
+        return f"{type(self).__name__}(alpha={self.alpha})"
 
 
-class CutMix:
+class MixUp(_BatchMix):
+    """Blend each image and label with a random partner: ``lam * a + (1 - lam) * b``.
+
+    ``lam ~ Beta(alpha, alpha)``, one value per batch.
+
+    Args:
+        alpha: Beta distribution parameter (0.2 is common for CIFAR; larger mixes more).
+
+    Example:
+        >>> x, y = torch.rand(8, 3, 4, 4), torch.arange(8) % 4
+        >>> xm, ym = MixUp(alpha=0.4)(x, y, 4, generator=torch.Generator().manual_seed(0))
+        >>> xm.shape, ym.shape, torch.allclose(ym.sum(1), torch.ones(8))
+        (torch.Size([8, 3, 4, 4]), torch.Size([8, 4]), True)
+    """
+
+    def __init__(self, alpha: float = 0.2) -> None:
+        super().__init__(alpha)
+
+    def _mix(
+        self,
+        x: torch.Tensor,
+        soft: torch.Tensor,
+        lam: float,
+        partner: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return lam * x + (1 - lam) * x[partner], lam * soft + (1 - lam) * soft[partner]
+
+
+class CutMix(_BatchMix):
     """Paste a random box from a partner image; labels mix by the box's area.
 
     The box has area ``(1 - lam) * H * W`` with ``lam ~ Beta(alpha, alpha)``, is
@@ -98,25 +127,19 @@ class CutMix:
     """
 
     def __init__(self, alpha: float = 1.0) -> None:
-        if alpha <= 0:
-            raise ValueError(f"alpha must be > 0; got {alpha}.")
-        self.alpha = alpha
+        super().__init__(alpha)
 
-    def __call__(
+    def _mix(
         self,
         x: torch.Tensor,
-        y: torch.Tensor,
-        num_classes: int,
-        generator: torch.Generator | None = None,
+        soft: torch.Tensor,
+        lam: float,
+        partner: torch.Tensor,
+        generator: torch.Generator | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mix a batch: ``x`` float (B, C, H, W), ``y`` int64 (B,) or soft (B, K)."""
-        soft = _check(x, y, num_classes)
-        lam = _beta(self.alpha, generator)
-        partner = _partner(len(x), generator, x.device)
         h, w = x.shape[-2:]
         cut_h, cut_w = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
-        source = generator.device if generator is not None else "cpu"
-        centre = torch.randint(0, 2**31, (2,), generator=generator, device=source)
+        centre = torch.randint(0, 2**31, (2,), generator=generator, device=_source(generator))
         cy, cx = (int(v) for v in centre)
         cy, cx = cy % h, cx % w
         top, bottom = max(cy - cut_h // 2, 0), min(cy - cut_h // 2 + cut_h, h)
@@ -125,6 +148,3 @@ class CutMix:
         mixed[..., top:bottom, left:right] = x[partner][..., top:bottom, left:right]
         kept = 1 - (bottom - top) * (right - left) / (h * w)  # share of the original image
         return mixed, kept * soft + (1 - kept) * soft[partner]
-
-    def __repr__(self) -> str:
-        return f"CutMix(alpha={self.alpha})"
