@@ -24,7 +24,7 @@ def test_time_to_accuracy_runs_on_cifar10_files(
     command = [
         sys.executable, str(BENCHMARKS / "time_to_accuracy.py"), "--dataset", "cifar10",
         "--root", str(tmp_path / "data"), "--sides", "lab-simple_cnn", "fast",
-        "--epochs", "1", "--max-epochs", "1", "--targets", "0.05", "0.99", "--threads", "1",
+        "--epochs", "1", "--max-epochs", "1", "--targets", "0", "0.99", "--threads", "1",
         "--json", str(report),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
@@ -35,10 +35,13 @@ def test_time_to_accuracy_runs_on_cifar10_files(
     for run in runs.values():
         assert len(run["evals"]) == 1
         assert run["images_per_second"] > 0
-    # Random labels: 5% is reached after the first evaluation, 99% never.
+    # Random labels: 0% is reached by every side's first evaluation, 99% by none. (A 5% target
+    # was flaky: on 64 random-label test images a side can score 3/64.)
     ratios = result["ratios"]
     assert ratios["fast vs lab-simple_cnn to 99%"] == "fast did not reach 99%: no ratio"
-    assert ratios["fast vs lab-simple_cnn to 5%"].endswith("x")
+    reached = ratios["fast vs lab-simple_cnn to 0%"]
+    assert reached.endswith("x")
+    assert not reached.startswith(">=")
     efficiency = result["efficiency"]
     assert 0 < efficiency["achieved"] < efficiency["peak"]
-    assert "speed-up to 5%, fast vs lab-simple_cnn" in done.stdout
+    assert "speed-up to 0%, fast vs lab-simple_cnn" in done.stdout
