@@ -13,23 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections.abc import Sequence
 
+from _lab_baseline import Run
+from time_to_accuracy import Clock
+
 import visionblocks as vb
 from visionblocks.recipes import fast_recipe, train_fast
-from visionblocks.train import Callback, Trainer
-
-
-class Timeline(Callback):
-    """Record ``(epoch, seconds since start, val_acc)`` after every epoch."""
-
-    def __init__(self, start: float) -> None:
-        self.start = start
-        self.rows: list[tuple[int, float, float]] = []
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
-        self.rows.append((epoch, time.perf_counter() - self.start, metrics["val_acc"]))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -46,10 +38,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "widths" in overrides:
             overrides["widths"] = tuple(overrides["widths"])
         recipe = fast_recipe(args.dataset, **overrides)
-        timeline = Timeline(time.perf_counter())
-        train_fast(train, test, recipe=recipe, callbacks=[timeline], progress=False, seed=seed)
-        epochs = ", ".join(f"{a:.2%} ({s:.0f} s)" for _, s, a in timeline.rows)
-        hit = next((s for _, s, a in timeline.rows if a >= args.target), None)
+        run = Run(spec)
+        clock = Clock(run, time.perf_counter(), [args.target], math.inf, stop=False)
+        train_fast(train, test, recipe=recipe, callbacks=[clock], progress=False, seed=seed)
+        epochs = ", ".join(f"{a:.2%} ({s:.0f} s)" for _, s, a in run.evals)
+        hit = run.time_to(args.target)
         reached = f"{hit:.1f} s" if hit is not None else "not reached"
         print(f"{spec} seed {seed}: {epochs}; {args.target:.0%}: {reached}", flush=True)
 

@@ -248,6 +248,8 @@ def test_train_fast_on_the_sample_reaches_its_floor() -> None:
     assert len(result.history) == 4
     assert result.accuracy is not None
     assert result.accuracy >= SAMPLE_FLOOR
+    # The last validation of fit() (TTA, averaged weights) is what a fresh evaluation measures.
+    assert result.accuracy == vb.evaluate(result.model, test, tta=True).accuracy
 
 
 @pytest.mark.slow

@@ -148,21 +148,21 @@ def _plan(
         fit_kwargs = recipe.fit_kwargs()
         fit_kwargs.update(mixup=args.mixup, cutmix=args.cutmix)
         return "fast_cnn", model, kwargs, fit_kwargs, recipe.tta
-    for key, default in FIT_DEFAULTS.items():
-        if getattr(args, key) is None:
-            setattr(args, key, default)
-    extra = parse_model_args(args.model_arg)
-    model, kwargs = build_model(args.model, train.num_classes, train.image_shape, extra)
+    # The options left alone take FIT_DEFAULTS; "model" names the network, the rest go to fit().
     fit_kwargs = {
-        "epochs": args.epochs or DEFAULT_EPOCHS,
-        "batch_size": args.batch_size or (64 if len(train) < SMALL_DATA else 256),
-        "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum,
-        "weight_decay": args.weight_decay,
-        "schedule": None if args.schedule == "none" else args.schedule,
-        "label_smoothing": args.label_smoothing, "mixup": args.mixup, "cutmix": args.cutmix,
-        "augment": args.augment,
-    }  # fmt: skip
-    return args.model, model, kwargs, fit_kwargs, False
+        k: d if getattr(args, k) is None else getattr(args, k) for k, d in FIT_DEFAULTS.items()
+    }
+    name = fit_kwargs.pop("model")
+    extra = parse_model_args(args.model_arg)
+    model, kwargs = build_model(name, train.num_classes, train.image_shape, extra)
+    if fit_kwargs["schedule"] == "none":
+        fit_kwargs["schedule"] = None
+    fit_kwargs.update(
+        epochs=args.epochs or DEFAULT_EPOCHS,
+        batch_size=args.batch_size or (64 if len(train) < SMALL_DATA else 256),
+        lr=args.lr, mixup=args.mixup, cutmix=args.cutmix,
+    )  # fmt: skip
+    return name, model, kwargs, fit_kwargs, False
 
 
 def run_train(args: argparse.Namespace) -> int:

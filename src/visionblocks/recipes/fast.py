@@ -237,7 +237,10 @@ def train_fast(
         **kwargs,
     )  # fmt: skip
     accuracy = None
-    if val is not None:
+    if val is not None and history and not history.interrupted:
+        # fit() validated the final weights (the average, if any) with the recipe's TTA.
+        accuracy = history.last["val_acc"]
+    elif val is not None:  # Ctrl-C mid-epoch: the weights changed since the last validation
         accuracy = evaluate(model, val, tta=recipe.tta, device=device, precision=precision).accuracy
     return FastResult(model, history, accuracy, time.perf_counter() - started)
 
