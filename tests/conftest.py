@@ -15,7 +15,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",
         action="store_true",
-        help="rewrite tests/golden/*.json from the current code instead of comparing",
+        help="rewrite tests/models/golden/*.json from the current code instead of comparing",
     )
 
 

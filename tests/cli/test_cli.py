@@ -50,11 +50,17 @@ def test_python_m_visionblocks_runs_as_a_program() -> None:
 
 
 def test_train_defaults_are_the_offline_resnet20_run() -> None:
-    args = build_parser().parse_args(["train"])
+    args = train_module.resolve_options(build_parser().parse_args(["train"]))
     assert (args.model, args.dataset, args.root, args.recipe) == (None, "sample", None, None)
-    assert train_module.FIT_DEFAULTS["model"] == "resnet20"
-    assert train_module.FIT_DEFAULTS["augment"] == "standard"
-    assert train_module.DEFAULT_EPOCHS >= 1
+    assert (args.seed, args.device, args.precision, args.no_progress) == (0, "auto", "auto", False)
+    name, _, _, fit_kwargs, tta = train_module._plan(args, vb.load_dataset("sample"))
+    assert (name, tta) == ("resnet20", False)
+    # Catches a CLI default that drifted from fit()'s own, or an option left alone passed as None.
+    defaults = vb.train.fit.__kwdefaults__
+    for key in ("augment", "optimizer", "schedule", "momentum", "weight_decay", "label_smoothing"):
+        assert fit_kwargs[key] == defaults[key], key
+    # Catches a change to the documented one-minute run: 8 epochs in batches of 64, fit()'s lr.
+    assert (fit_kwargs["epochs"], fit_kwargs["batch_size"], fit_kwargs["lr"]) == (8, 64, None)
 
 
 def test_train_writes_checkpoint_history_metrics_and_plots(trained: Path) -> None:
@@ -170,7 +176,8 @@ def test_train_recipe_fast_trains_fast_cnn_and_eval_reproduces_it(
     assert metrics["test_accuracy"] > 0.45
     state = vb.load_checkpoint(out / "model.pt")
     assert state["model_name"] == "fast_cnn"
-    assert state["model_kwargs"]["widths"] == list(vb.recipes.PRESETS["fashion-mnist"].widths)
+    preset = vb.recipes.RECIPE_PRESETS["fashion-mnist"]
+    assert state["model_kwargs"]["widths"] == list(preset.widths)
     code = main(["eval", str(out / "model.pt"), "--limit", "1000", "--precision", "fp32", "--tta"])
     assert code == 0
     shown = re.search(r"accuracy ([\d.]+)%", capsys.readouterr().out)

@@ -80,7 +80,7 @@ def test_sample_images_are_real_fashion_mnist_images(split: str, prefix: str) ->
 @pytest.mark.slow
 @needs_fashion
 def test_make_sample_script_reproduces_the_packaged_files(tmp_path: Path) -> None:
-    script = Path(__file__).parents[1] / "scripts" / "make_sample.py"
+    script = Path(__file__).parents[2] / "scripts" / "make_sample.py"
     subprocess.run(
         [sys.executable, str(script), "--out", str(tmp_path)], check=True, capture_output=True
     )

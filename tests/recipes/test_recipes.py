@@ -12,7 +12,7 @@ from torch import nn
 
 import visionblocks as vb
 from visionblocks.recipes import (
-    PRESETS,
+    RECIPE_PRESETS,
     FastCNN,
     FastRecipe,
     WeightAveraging,
@@ -199,10 +199,15 @@ def test_weight_averaging_in_fit_validates_the_average() -> None:
 
 
 def test_fast_recipe_presets_and_overrides() -> None:
-    assert set(PRESETS) == {"fashion-mnist", "cifar10"}
+    assert set(RECIPE_PRESETS) == {"fashion-mnist", "cifar10"}
+    preset = repr(RECIPE_PRESETS["fashion-mnist"])
+    tuned = RECIPE_PRESETS["fashion-mnist"]
+    assert (tuned.epochs, tuned.ema) != (3, 0.99)
     recipe = fast_recipe("fashion-mnist", epochs=3, ema=0.99)
     assert (recipe.epochs, recipe.ema) == (3, 0.99)
-    assert PRESETS["fashion-mnist"].epochs != 3 or PRESETS["fashion-mnist"].ema != 0.99
+    # Catches overrides written into the shared preset (the next call would inherit them).
+    assert repr(RECIPE_PRESETS["fashion-mnist"]) == preset
+    assert repr(fast_recipe("fashion-mnist")) == preset
     kwargs = recipe.fit_kwargs()
     assert kwargs["epochs"] == 3
     assert kwargs["val_tta"] is recipe.tta

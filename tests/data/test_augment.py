@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from visionblocks.data import (
-    PRESETS,
+    AUGMENT_PRESETS,
     BatchAugment,
     CutMix,
     Cutout,
@@ -37,7 +37,7 @@ def _images(channels: int, n: int = 1, size: int = 32) -> torch.Tensor:
 # --- per-sample presets ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", AUGMENT_PRESETS)
 @pytest.mark.parametrize("channels", [1, 3])
 def test_train_preset_changes_images_and_keeps_shape(preset: str, channels: int) -> None:
     image = _images(channels)[0]
@@ -52,7 +52,7 @@ def test_train_preset_changes_images_and_keeps_shape(preset: str, channels: int)
         assert changed >= 2  # flips alone change half of the draws
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", AUGMENT_PRESETS)
 def test_eval_never_augments(preset: str) -> None:
     images = _images(3, n=4)
     train = augmentation(preset, train=True)
@@ -206,7 +206,7 @@ def test_batch_augment_is_reproducible_and_dtype_preserving() -> None:
     assert not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", AUGMENT_PRESETS)
 def test_batch_presets_on_real_grayscale_images(preset: str) -> None:
     images = load_dataset("sample", "test").images[:16]
     aug = batch_augment(preset, image_size=28, in_channels=1)

@@ -94,16 +94,16 @@ def test_golden_outputs(update_golden: bool) -> None:
     [
         (lambda: vb.simple_cnn(), 1_147_466),
         (lambda: vb.simple_cnn(batch_norm=True), 1_147_690),
-        (lambda: vb.resnet_cifar(20), 272_474),
-        (lambda: vb.resnet_cifar(20, shortcut="padding"), 269_722),
-        (lambda: vb.resnet_cifar(56, shortcut="padding"), 853_018),
-        (lambda: vb.resnet_cifar(110, shortcut="padding"), 1_727_962),
+        (lambda: vb.resnet_cifar(depth=20), 272_474),
+        (lambda: vb.resnet_cifar(depth=20, shortcut="padding"), 269_722),
+        (lambda: vb.resnet_cifar(depth=56, shortcut="padding"), 853_018),
+        (lambda: vb.resnet_cifar(depth=110, shortcut="padding"), 1_727_962),
         (lambda: vb.resnet18_cifar(), 11_173_962),
         (lambda: vb.resnet34_cifar(), 21_282_122),
         (lambda: vb.resnet50_cifar(), 23_520_842),
     ],
 )
-def test_exact_parameter_counts(builder: object, expected: int) -> None:
+def test_exact_parameter_counts_simple_cnn_resnet(builder: object, expected: int) -> None:
     model = builder()  # type: ignore[operator]
     assert sum(p.numel() for p in model.parameters()) == expected
 
@@ -152,7 +152,7 @@ def test_any_input_size_works_with_global_pooling() -> None:
 @pytest.mark.parametrize("depth", [0, 19, 21, 33, "20"])
 def test_invalid_resnet_depth_lists_valid_ones(depth: object) -> None:
     with pytest.raises(ValueError, match=r"6n \+ 2.*20, 26, 32"):
-        vb.resnet_cifar(depth)  # type: ignore[arg-type]
+        vb.resnet_cifar(depth=depth)  # type: ignore[arg-type]
 
 
 def test_unknown_model_suggests_close_names() -> None:
@@ -176,13 +176,13 @@ def _shortcut_kinds(model: nn.Module) -> list[str]:
 
 
 def test_projection_shortcut_exactly_when_shape_changes() -> None:
-    kinds = _shortcut_kinds(vb.resnet_cifar(20))
+    kinds = _shortcut_kinds(vb.resnet_cifar(depth=20))
     # 3 stages x 3 blocks; the first block of stages 2 and 3 changes width and stride.
     assert (
         kinds
         == ["Identity"] * 3 + ["Sequential"] + ["Identity"] * 2 + ["Sequential"] + ["Identity"] * 2
     )
-    padding = _shortcut_kinds(vb.resnet_cifar(20, shortcut="padding"))
+    padding = _shortcut_kinds(vb.resnet_cifar(depth=20, shortcut="padding"))
     assert padding.count("PadShortcut") == 2
     # ResNet-50: every stage's first block changes width (64 -> 256 in stage 1 too).
     assert _shortcut_kinds(vb.resnet50_cifar()).count("Sequential") == 4

@@ -18,7 +18,7 @@ from visionblocks.train import GradNormMonitor
 def _train_110(residual: bool) -> tuple[float, list[float], list[float]]:
     data = vb.subset(vb.load_dataset("sample"), 0.16, seed=0)  # 320 real images
     torch.manual_seed(0)
-    model = vb.resnet_cifar(110, in_channels=1, residual=residual)
+    model = vb.resnet_cifar(in_channels=1, depth=110, residual=residual)
     monitor = GradNormMonitor(every=1)
     history = vb.fit(
         model, data, epochs=3, batch_size=64, lr=0.02, seed=0, augment=None,

@@ -179,11 +179,25 @@ def test_custom_batch_augment_callable() -> None:
 def test_per_sample_preset_runs_and_restores_threads() -> None:
     threads = torch.get_num_threads()
     ds = load_dataset("sample", "test")
-    loader = DeviceLoader(ds, batch_size=32, augment="autoaugment", cpu_threads=1)
-    x, _ = next(iter(loader))
+    seen: list[int] = []
+
+    def spy(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return images
+
+    torch.set_num_threads(2)  # more than cpu_threads, so that a missing restore shows
+    try:
+        loader = DeviceLoader(ds, batch_size=32, augment="autoaugment", cpu_threads=1)
+        x, _ = next(iter(loader))
+        # Catches the thread count left at cpu_threads after a batch.
+        assert torch.get_num_threads() == 2
+        next(iter(DeviceLoader(ds, batch_size=32, augment=spy, cpu_threads=1)))
+        # Catches cpu_threads ignored while the batch is prepared.
+        assert seen == [1]
+    finally:
+        torch.set_num_threads(threads)
     assert x.shape == (32, 1, 28, 28)
     assert torch.isfinite(x).all()
-    assert torch.get_num_threads() == threads
 
 
 def test_bad_arguments_are_clear_errors() -> None:

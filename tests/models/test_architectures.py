@@ -32,19 +32,21 @@ def _count(model: nn.Module) -> int:
 @pytest.mark.parametrize(
     ("builder", "expected"),
     [
-        (lambda: vgg_cifar(11), 9_228_362),
-        (lambda: vgg_cifar(11, batch_norm=False), 9_225_610),
-        (lambda: vgg_cifar(13), 9_413_066),
-        (lambda: vgg_cifar(13, batch_norm=False), 9_410_122),
-        (lambda: vgg_cifar(16), 14_724_042),
-        (lambda: vgg_cifar(16, batch_norm=False), 14_719_818),
+        (lambda: vgg_cifar(depth=11), 9_228_362),
+        (lambda: vgg_cifar(depth=11, batch_norm=False), 9_225_610),
+        (lambda: vgg_cifar(depth=13), 9_413_066),
+        (lambda: vgg_cifar(depth=13, batch_norm=False), 9_410_122),
+        (lambda: vgg_cifar(depth=16), 14_724_042),
+        (lambda: vgg_cifar(depth=16, batch_norm=False), 14_719_818),
         (lambda: densenet_cifar(), 769_162),
         (lambda: densenet_cifar(depth=40, bottleneck=False, compression=1.0), 1_019_722),
         (lambda: mobilenetv2_cifar(), 2_236_682),
         (lambda: mobilenetv2_cifar(width_mult=0.5), 700_490),
     ],
 )
-def test_exact_parameter_counts(builder: Callable[[], nn.Module], expected: int) -> None:
+def test_exact_parameter_counts_vgg_densenet_mobilenet(
+    builder: Callable[[], nn.Module], expected: int
+) -> None:
     assert _count(builder()) == expected
 
 
@@ -63,11 +65,11 @@ def test_vgg_parameter_count_matches_torchvision_features(depth: int, tv_builder
     # torchvision's conv stack plus one 512 -> 10 linear layer is the CIFAR VGG without BN.
     tv = getattr(torchvision.models, tv_builder)()
     expected = _count(tv.features) + 512 * 10 + 10
-    assert _count(vgg_cifar(depth, batch_norm=False)) == expected
+    assert _count(vgg_cifar(depth=depth, batch_norm=False)) == expected
     # The published CIFAR VGG-11-BN count (9,231,114) minus our omitted conv biases.
     tv_bn = getattr(torchvision.models, tv_builder + "_bn")()
     biases = sum(m.bias.numel() for m in tv_bn.features if isinstance(m, nn.Conv2d))
-    assert _count(vgg_cifar(depth)) == _count(tv_bn.features) - biases + 5130
+    assert _count(vgg_cifar(depth=depth)) == _count(tv_bn.features) - biases + 5130
 
 
 def test_vgg11_bn_features_equal_torchvision_up_to_the_last_pool() -> None:
@@ -75,7 +77,7 @@ def test_vgg11_bn_features_equal_torchvision_up_to_the_last_pool() -> None:
     for m in tv.features:
         if isinstance(m, nn.Conv2d):
             nn.init.zeros_(m.bias)  # our convs before BN have no bias
-    ours = vgg_cifar(11).eval()
+    ours = vgg_cifar(depth=11).eval()
     _randomize_bn_statistics(tv)
     conv_bias = {f"{i}.bias" for i, m in enumerate(tv.features) if isinstance(m, nn.Conv2d)}
     tv_state = {k: v for k, v in tv.features.state_dict().items() if k not in conv_bias}
@@ -85,7 +87,7 @@ def test_vgg11_bn_features_equal_torchvision_up_to_the_last_pool() -> None:
 
 
 def test_vgg_accepts_fashion_mnist_size_and_rejects_too_small() -> None:
-    model = vgg_cifar(11, in_channels=1).eval()
+    model = vgg_cifar(depth=11, in_channels=1).eval()
     assert model.min_input_size == 16
     assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
     with pytest.raises(ValueError, match="at least 16x16"):
@@ -95,7 +97,7 @@ def test_vgg_accepts_fashion_mnist_size_and_rejects_too_small() -> None:
 @pytest.mark.parametrize("depth", [10, 19, "11"])
 def test_vgg_bad_depth_lists_the_valid_ones(depth: object) -> None:
     with pytest.raises(ValueError, match=r"\[11, 13, 16\]"):
-        vgg_cifar(depth)  # type: ignore[arg-type]
+        vgg_cifar(depth=depth)  # type: ignore[arg-type]
 
 
 # ---- DenseNet ----------------------------------------------------------------------------------

@@ -106,14 +106,16 @@ def test_max_params_skips_big_architectures(small_data: object) -> None:
         space=SearchSpace(num_stages=1, kernel_sizes=(3,), depths=(1,), widths=(4, 64)),
         n_trials=4,
         epochs=1,
-        max_params=200,  # width 4: 1*4*9 + 8 + 50 = 94 params; width 64: 1,290
+        max_params=200,  # width 4: 1*4*9 + 8 + 50 = 94 params; width 64: 576 + 128 + 650 = 1,354
         progress=False,
         fit_kwargs={"batch_size": 64, "augment": None},
     )
-    states = {t.config.widths[0]: t.state for t in result.trials}
-    assert states.get(64, "too big") == "too big"
+    big = [t for t in result.trials if t.config.widths == (64,)]
+    assert big, "width 64 was never sampled: the check below would test nothing"
+    # Catches max_params being ignored (a width-64 net trained) or compared with a wrong count.
+    assert [(t.params, t.state, t.epochs) for t in big] == [(1354, "too big", 0)] * len(big)
+    assert all(math.isnan(t.val_acc) for t in big)
     assert result.best.config.widths == (4,)
-    assert all(math.isnan(t.val_acc) for t in result.trials if t.state == "too big")
 
 
 def test_missing_optuna_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,14 +8,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from visionblocks import resnet20, simple_cnn
-from visionblocks.analysis import filter_smoothness, first_conv
+from visionblocks.analysis import filter_smoothness
+from visionblocks.models import first_conv
 
 
 def test_first_conv_finds_the_first_layer() -> None:
     model = resnet20()
-    assert first_conv(model) is model.stem[0]
-    with pytest.raises(ValueError, match=r"no nn\.Conv2d"):
+    assert first_conv(model) == ("stem.0", model.stem[0])
+    with pytest.raises(TypeError, match=r"no nn\.Conv2d"):
         first_conv(nn.Linear(2, 2))
+
+
+def test_analysis_first_conv_is_a_deprecated_alias() -> None:
+    from visionblocks import analysis
+
+    model = resnet20()
+    with pytest.warns(DeprecationWarning, match=r"use visionblocks\.models\.first_conv"):
+        assert analysis.first_conv(model) is model.stem[0]
+    with (
+        pytest.warns(DeprecationWarning, match="deprecated"),
+        pytest.raises(ValueError, match="no filters to show"),
+    ):
+        analysis.first_conv(nn.Linear(2, 2))
 
 
 def test_smoothness_of_known_kernels() -> None:
@@ -56,7 +70,7 @@ def test_training_on_fashion_mnist_makes_first_layer_filters_smooth() -> None:
     torch.manual_seed(0)
     # Narrow later stages keep this quick; the first layer is the lab's 32 3x3 filters.
     model = simple_cnn(in_channels=1, image_size=28, widths=(32, 32, 32), hidden=128)
-    before = filter_smoothness(first_conv(model).weight)
+    before = filter_smoothness(first_conv(model)[1].weight)
     # Weight decay shrinks the random part the gradients never touch; on its own it would
     # leave the (scale-free) statistic unchanged, so what grows comes from the data.
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-3)
@@ -71,7 +85,7 @@ def test_training_on_fashion_mnist_makes_first_layer_filters_smooth() -> None:
     model.eval()
     with torch.no_grad():
         accuracy = float((model(x_test).argmax(1) == test.labels).float().mean())
-    after = filter_smoothness(first_conv(model).weight)
+    after = filter_smoothness(first_conv(model)[1].weight)
     # Measured: accuracy 0.810, smoothness -0.064 -> 0.214 (seed 1: -0.197 -> 0.200).
     # 1,000 random inits: mean -0.127, std 0.044, max -0.004.
     assert accuracy > 0.70
