@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import importlib.util
 import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,15 @@ import torch
 from torch import nn
 
 from visionblocks import models
-from visionblocks.data import ImageDataset, load_dataset, subset
+from visionblocks.data import DATASETS, ImageDataset, StreamingDataset, load_dataset, subset
+from visionblocks.data import normalize as normalize_images
+from visionblocks.inference import load_model, model_card
 from visionblocks.models import create_model, list_models
-from visionblocks.train import load_checkpoint
 
 __all__ = [
+    "DEFAULT_VAL_FRACTION",
     "CLIError",
+    "Splits",
     "TrainedModel",
     "add_data_arguments",
     "add_device_arguments",
@@ -30,10 +34,15 @@ __all__ = [
     "input_size_for",
     "limit",
     "load_data",
+    "load_splits",
     "load_trained",
     "normalize",
     "parse_model_args",
+    "probe_writable",
 ]
+
+DEFAULT_VAL_FRACTION = 0.2
+"""Share of an image folder held out for validation when it has neither val/ nor test/."""
 
 
 class CLIError(Exception):
@@ -51,7 +60,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         default="sample",
         help="sample (built in, offline), fashion-mnist, mnist, cifar10, cifar100, or the path "
-        "of an image folder with one subfolder per class (default: %(default)s)",
+        "of an image folder with one subfolder per class, or with train/ (and val/, test/) "
+        "subfolders of those (default: sample)",
     )
     parser.add_argument("--root", help="folder holding the dataset files")
     parser.add_argument(
@@ -90,8 +100,92 @@ def limit(dataset: ImageDataset, max_images: int | None) -> ImageDataset:
 def load_data(
     name: str, split: str, root: str | None, max_images: int | None = None
 ) -> ImageDataset:
-    """``load_dataset`` plus ``--limit``."""
-    return limit(load_dataset(name, split, root=root), max_images)
+    """``load_dataset`` (into memory) plus ``--limit``."""
+    data = load_dataset(name, split, root=root, in_memory=True)
+    if not isinstance(data, ImageDataset):  # pragma: no cover - in_memory=True is honoured
+        raise TypeError(f"load_dataset({name!r}, in_memory=True) returned {type(data).__name__}.")
+    return limit(data, max_images)
+
+
+@dataclass
+class Splits:
+    """The data of a training run: train, validation and the split it is evaluated on."""
+
+    train: ImageDataset | StreamingDataset
+    val: ImageDataset | StreamingDataset
+    test: ImageDataset | StreamingDataset
+    eval_split: str  # "test", or "val" for a folder without test/
+    val_fraction: float | None  # the share of train/ held out as val, if it was
+
+
+def load_splits(
+    name: str,
+    root: str | None,
+    max_images: int | None = None,
+    *,
+    image_size: int | None = None,
+    val_fraction: float | None = None,
+) -> Splits:
+    """The splits of a training run, never evaluating on the training images.
+
+    A built-in dataset validates and is evaluated on its test split. An image folder
+    is evaluated on its ``test/`` subfolder if it has one, else on its validation
+    split: its ``val/`` subfolder, or ``val_fraction`` of its training images held out
+    (:data:`DEFAULT_VAL_FRACTION` when neither subfolder exists).
+    """
+    if name.lower() in DATASETS or not Path(name).is_dir():
+        given = [f for f, v in (("--image-size", image_size), ("--val-fraction", val_fraction))
+                 if v is not None]  # fmt: skip
+        if given:
+            raise CLIError(
+                f"{' and '.join(given)} apply to image folders; {name!r} is a built-in dataset "
+                f"with its own test split (images of one size)."
+            )
+        named = load_data(name, "train", root, max_images)
+        named_test = load_data(name, "test", root, max_images)
+        return Splits(named, named_test, named_test, "test", None)
+    folder = Path(name)
+    has_val, has_test = (folder / "val").is_dir(), (folder / "test").is_dir()
+    if has_val and val_fraction is not None:
+        raise CLIError(
+            f"--val-fraction splits the training images, but {str(folder)!r} has its own val/ "
+            f"subfolder; drop --val-fraction."
+        )
+    if not has_val and not has_test and val_fraction is None:
+        val_fraction = DEFAULT_VAL_FRACTION
+    sized: dict[str, Any] = {} if image_size is None else {"image_size": image_size}
+    split_kw = {**sized, **({} if val_fraction is None else {"val_fraction": val_fraction})}
+    # --limit takes a class-balanced subset of the decoded images; else large folders stream.
+    in_memory = True if max_images is not None else None
+
+    def read(split: str, **kwargs: Any) -> ImageDataset | StreamingDataset:
+        data = load_dataset(folder, split, root=root, in_memory=in_memory, **kwargs)
+        return limit(data, max_images) if isinstance(data, ImageDataset) else data
+
+    train = read("train", **split_kw)
+    val = read("val", **split_kw) if has_val or val_fraction is not None else None
+    test = read("test", **sized) if has_test else None
+    if test is not None:
+        return Splits(train, val if val is not None else test, test, "test", val_fraction)
+    if val is None:  # pragma: no cover - a folder without test/ always gets a val split
+        raise RuntimeError(f"no validation split for {folder}")
+    return Splits(train, val, val, "val", val_fraction)
+
+
+def probe_writable(folder: Path, flag: str) -> None:
+    """Create ``folder`` and write a file into it, so that a bad ``flag`` fails before training."""
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"{flag} {str(folder)!r} is a file, not a folder; choose another path.")
+    probe = folder / f".visionblocks-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise CLIError(
+            f"{flag} {str(folder)!r} cannot be written ({reason}); choose another folder."
+        ) from None
 
 
 def check_model_name(name: str) -> None:
@@ -119,9 +213,9 @@ def parse_model_args(pairs: list[str] | None) -> dict[str, Any]:
 
 
 def _accepts(name: str, parameter: str) -> bool:
-    # Registered builders are exported from visionblocks.models under their own name.
-    builder = getattr(models, name, None)
-    if builder is None:
+    try:
+        builder = models.get_model_builder(name)
+    except ValueError:
         return False
     try:
         return parameter in inspect.signature(builder).parameters
@@ -161,31 +255,21 @@ class TrainedModel:
 
 
 def load_trained(path: str) -> TrainedModel:
-    """Rebuild the model stored in a checkpoint (``model_name`` + ``model_kwargs``)."""
+    """Rebuild the model stored in a checkpoint with :func:`visionblocks.load_model`.
+
+    ``state`` holds the file's other plain entries (``dataset``, ``epochs``, ...).
+    """
     if not Path(path).is_file():
         raise CLIError(
             f"no checkpoint at {path!r}; `visionblocks train --out DIR` writes DIR/model.pt."
         )
-    state = load_checkpoint(path)
-    name = state.get("model_name")
-    if not name:
-        raise CLIError(
-            f"{path!r} does not say which model it holds (no model_name); save it with "
-            f"save_checkpoint(path, model, model_name=..., model_kwargs=...)."
-        )
-    model = create_model(str(name), **dict(state.get("model_kwargs") or {}))
-    load_checkpoint(path, model)
-    model.eval()
-    raw = state.get("stats")
-    stats = (tuple(raw[0]), tuple(raw[1])) if raw else None
-    if stats is not None:
-        # evaluate() then normalizes exactly like fit() did during training.
-        setattr(model, "visionblocks_stats", stats)  # noqa: B010 - a plain attribute, not a module
+    model = load_model(path)
+    card = model_card(model)
+    if card is None:  # pragma: no cover - load_model always attaches one
+        raise RuntimeError(f"load_model({path!r}) returned a model without its ModelCard.")
     num_classes = int(getattr(model, "num_classes", 0))
-    classes = list(state.get("classes") or [str(i) for i in range(num_classes)])
-    shape = state.get("image_shape")
-    image_shape = (int(shape[0]), int(shape[1]), int(shape[2])) if shape else None
-    return TrainedModel(model, str(name), stats, classes, image_shape, state)
+    classes = list(card.classes or [str(i) for i in range(num_classes)])
+    return TrainedModel(model, card.model_name, card.stats, classes, card.image_shape, card.info)
 
 
 def input_size_for(input_size: list[int] | None, in_channels: int) -> tuple[int, int, int]:
@@ -202,9 +286,7 @@ def normalize(
     images: torch.Tensor, stats: tuple[tuple[float, ...], tuple[float, ...]] | None
 ) -> torch.Tensor:
     """uint8 ``(B, C, H, W)`` -> floats normalized with ``stats`` (or just scaled to [0, 1])."""
-    x = images.float() / 255
     if stats is None:
-        return x
-    mean = torch.tensor(stats[0]).view(1, -1, 1, 1)
-    std = torch.tensor(stats[1]).view(1, -1, 1, 1)
-    return (x - mean) / std
+        channels = images.shape[1]
+        stats = ((0.0,) * channels, (1.0,) * channels)
+    return normalize_images(images, *stats)

@@ -8,7 +8,9 @@ Example:
     ((64, 1, 28, 28), (64,))
 """
 
-from visionblocks.data._augment import PRESETS, Cutout, RandomPadCrop, augmentation
+import warnings
+
+from visionblocks.data._augment import AUGMENT_PRESETS, Cutout, RandomPadCrop, augmentation
 from visionblocks.data._batch_augment import (
     BATCHED_PRESETS,
     BatchAugment,
@@ -25,11 +27,41 @@ from visionblocks.data._batch_ops import (
 )
 from visionblocks.data._dataset import ImageDataset, channel_stats, subset
 from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
+from visionblocks.data._folder import decode_image_file
 from visionblocks.data._load import DATASETS, FASHION_MNIST_CLASSES, load_dataset
-from visionblocks.data._loader import DeviceLoader
+from visionblocks.data._loader import DeviceLoader, epoch_seed
 from visionblocks.data._mix import CutMix, MixUp
+from visionblocks.data._stream import STATS_SAMPLE, StreamingDataset, stream_threshold
+from visionblocks.data._stream_loader import StreamLoader, default_num_workers
+from visionblocks.data.contract import (
+    DataInfo,
+    DataLike,
+    InMemoryData,
+    Stats,
+    check_stats,
+    describe_data,
+    is_in_memory,
+    labels_of,
+    normalization_stats,
+    normalize,
+    stats_of,
+    tensors_of,
+)
 
 __all__ = [
+    # the data contract
+    "DataLike",
+    "InMemoryData",
+    "Stats",
+    "DataInfo",
+    "is_in_memory",
+    "tensors_of",
+    "check_stats",
+    "labels_of",
+    "stats_of",
+    "normalization_stats",
+    "describe_data",
+    "normalize",
     # datasets
     "ImageDataset",
     "load_dataset",
@@ -39,13 +71,21 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "DatasetNotFoundError",
     "CorruptDatasetError",
+    # image folders streamed from disk
+    "StreamingDataset",
+    "StreamLoader",
+    "decode_image_file",
+    "default_num_workers",
+    "stream_threshold",
+    "STATS_SAMPLE",
     # per-sample augmentation
     "augmentation",
-    "PRESETS",
+    "AUGMENT_PRESETS",
     "RandomPadCrop",
     "Cutout",
     # batched loader and augmentation
     "DeviceLoader",
+    "epoch_seed",
     "BatchAugment",
     "BatchAugmentFn",
     "PerSampleAugment",
@@ -60,3 +100,16 @@ __all__ = [
     "MixUp",
     "CutMix",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Resolve deprecated names (``PRESETS``: use :data:`AUGMENT_PRESETS`)."""
+    if name == "PRESETS":
+        warnings.warn(
+            "visionblocks.data.PRESETS is deprecated and will be removed in 0.3; use "
+            "visionblocks.data.AUGMENT_PRESETS.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return AUGMENT_PRESETS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,18 +7,96 @@ runs the same presets a whole batch at a time on the training device instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 from torch import nn
 from torchvision.transforms import v2
 
-__all__ = ["PRESETS", "Cutout", "RandomPadCrop", "augment_ops", "augmentation"]
+__all__ = [
+    "AUGMENT_PRESETS",
+    "PRESET_SPECS",
+    "Cutout",
+    "PresetSpec",
+    "RandomPadCrop",
+    "augment_ops",
+    "augmentation",
+    "preset_spec",
+]
 
-PRESETS = ("none", "standard", "lab", "cutout", "autoaugment", "randaugment", "trivialaugment")
+
+@dataclass(frozen=True)
+class PresetSpec:
+    """The operations of one augmentation preset, read by the per-image and the batched path.
+
+    Every preset but ``"none"`` starts with a random pad-crop and a horizontal flip;
+    the other operations follow in the order of the fields.
+
+    Attributes:
+        augment: ``False`` for the preset that does nothing at all.
+        color_jitter: Brightness, contrast and saturation strength, as in
+            ``ColorJitter(s, s, s)``; 0 for none.
+        rotation: Maximum rotation in degrees, as in ``RandomRotation(rotation)``; 0 for none.
+        cutout: Zero a random square (side: ``cutout_size``, default half the image side).
+        policy: Builds a torchvision policy (AutoAugment, ...) that has no batched
+            version, so the batched path runs the preset image by image.
+    """
+
+    augment: bool = True
+    color_jitter: float = 0.0
+    rotation: float = 0.0
+    cutout: bool = False
+    policy: Callable[[], nn.Module] | None = None
+
+    @property
+    def uses_color(self) -> bool:
+        """Whether an operation is defined for grayscale (1) and RGB (3) images only."""
+        return self.color_jitter > 0 or self.policy is not None
+
+
+def _autoaugment_cifar10() -> nn.Module:
+    policy: nn.Module = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    return policy
+
+
+PRESET_SPECS: Mapping[str, PresetSpec] = MappingProxyType(
+    {
+        "none": PresetSpec(augment=False),
+        "standard": PresetSpec(),
+        "lab": PresetSpec(color_jitter=0.2, rotation=15.0),  # the lab's Exercise 4 recipe
+        "cutout": PresetSpec(cutout=True),  # DeVries & Taylor 2017 (16x16 on CIFAR-10)
+        # Cubuk et al. 2019 (https://arxiv.org/abs/1805.09501), the policy searched on CIFAR-10.
+        "autoaugment": PresetSpec(policy=_autoaugment_cifar10),
+        "randaugment": PresetSpec(policy=v2.RandAugment),  # Cubuk et al. 2020, 2 ops at 9
+        "trivialaugment": PresetSpec(policy=v2.TrivialAugmentWide),  # Müller & Hutter 2021
+    }
+)
+"""Every augmentation preset, by name: the one table both augmentation paths read."""
+
+AUGMENT_PRESETS = tuple(PRESET_SPECS)
 """The names :func:`augmentation` and :class:`~visionblocks.data.DeviceLoader` accept."""
-# Presets whose colour operations are defined for grayscale (1) and RGB (3) images only.
-_COLOR_PRESETS = ("lab", "autoaugment", "randaugment", "trivialaugment")
+
+
+def preset_spec(preset: str, *, in_channels: int | None = None) -> PresetSpec:
+    """The :class:`PresetSpec` of ``preset``, checked against ``in_channels`` if given.
+
+    Example:
+        >>> preset_spec("lab").rotation
+        15.0
+    """
+    if preset not in PRESET_SPECS:
+        raise ValueError(
+            f"unknown augmentation preset {preset!r}; choose one of {AUGMENT_PRESETS}."
+        )
+    spec = PRESET_SPECS[preset]
+    if in_channels is not None and spec.uses_color and in_channels not in (1, 3):
+        raise ValueError(
+            f"preset {preset!r} uses colour operations defined for 1- or 3-channel images; "
+            f"got {in_channels} channels. Use 'standard' or 'cutout' instead."
+        )
+    return spec
 
 
 class RandomPadCrop(nn.Module):
@@ -91,33 +169,24 @@ def augment_ops(
     """The random operations of a training preset, on uint8 ``(C, H, W)`` tensors.
 
     Args:
-        preset: One of :data:`PRESETS`.
+        preset: One of :data:`AUGMENT_PRESETS`.
         padding: Zero padding of the random crop, in pixels.
         cutout_size: Side of the cutout square; default half the image side (16 for CIFAR).
         in_channels: If known, checked against what the preset supports.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown augmentation preset {preset!r}; choose one of {PRESETS}.")
-    if in_channels is not None and preset in _COLOR_PRESETS and in_channels not in (1, 3):
-        raise ValueError(
-            f"preset {preset!r} uses colour operations defined for 1- or 3-channel images; "
-            f"got {in_channels} channels. Use 'standard' or 'cutout' instead."
-        )
-    if preset == "none":
+    spec = preset_spec(preset, in_channels=in_channels)
+    if not spec.augment:
         return []
     ops: list[nn.Module] = [RandomPadCrop(padding), v2.RandomHorizontalFlip()]
-    if preset == "lab":
-        # The lab's Exercise 4 recipe.
-        ops += [v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2), v2.RandomRotation(15)]
-    elif preset == "cutout":
+    if spec.color_jitter:
+        s = spec.color_jitter
+        ops.append(v2.ColorJitter(brightness=s, contrast=s, saturation=s))
+    if spec.rotation:
+        ops.append(v2.RandomRotation(spec.rotation))
+    if spec.cutout:
         ops.append(Cutout(cutout_size))
-    elif preset == "autoaugment":
-        # Cubuk et al. 2019 (https://arxiv.org/abs/1805.09501), the policy searched on CIFAR-10.
-        ops.append(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10))
-    elif preset == "randaugment":
-        ops.append(v2.RandAugment())  # Cubuk et al. 2020, N=2 ops at magnitude 9
-    elif preset == "trivialaugment":
-        ops.append(v2.TrivialAugmentWide())  # Müller & Hutter 2021
+    if spec.policy is not None:
+        ops.append(spec.policy())
     return ops
 
 

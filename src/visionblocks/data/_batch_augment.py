@@ -12,7 +12,7 @@ from typing import Protocol
 
 import torch
 
-from visionblocks.data._augment import PRESETS, augment_ops
+from visionblocks.data._augment import PRESET_SPECS, augment_ops, preset_spec
 from visionblocks.data._batch_ops import (
     batch_color_jitter,
     batch_cutout,
@@ -38,8 +38,8 @@ class BatchAugmentFn(Protocol):
         ...
 
 
-# Presets with a fully batched implementation; the others run image by image.
-BATCHED_PRESETS = ("none", "standard", "lab", "cutout")
+BATCHED_PRESETS = tuple(name for name, spec in PRESET_SPECS.items() if spec.policy is None)
+"""Presets with a fully batched implementation; the others run image by image."""
 
 
 class BatchAugment:
@@ -155,7 +155,7 @@ def batch_augment(
     :class:`PerSampleAugment` with the same torchvision operations. ``"none"`` gives ``None``.
 
     Args:
-        preset: One of :data:`~visionblocks.data.PRESETS`.
+        preset: One of :data:`~visionblocks.data.AUGMENT_PRESETS`.
         padding: Zero padding of the random crop.
         cutout_size: Side of the cutout square (default: half of ``image_size``).
         image_size: Shorter side of the images, to default ``cutout_size``.
@@ -165,21 +165,14 @@ def batch_augment(
         >>> batch_augment("cutout", image_size=28)
         BatchAugment(padding=4, flip=True, color_jitter=0.0, rotation=0.0, cutout_size=14)
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown augmentation preset {preset!r}; choose one of {PRESETS}.")
-    if preset == "none":
+    spec = preset_spec(preset, in_channels=in_channels)
+    if not spec.augment:
         return None
-    if preset == "standard":
-        return BatchAugment(padding=padding)
-    if preset == "lab":
-        augment_ops(preset, in_channels=in_channels)  # the same channel check
-        return BatchAugment(padding=padding, color_jitter=0.2, rotation=15.0)
-    if preset == "cutout":
-        return BatchAugment(padding=padding, cutout_size=cutout_size or image_size // 2)
-    ops = augment_ops(
-        preset,
-        padding=padding,
-        cutout_size=cutout_size,
-        in_channels=in_channels,
-    )
-    return PerSampleAugment(ops)
+    if spec.policy is None:
+        return BatchAugment(
+            padding=padding,
+            color_jitter=spec.color_jitter,
+            rotation=spec.rotation,
+            cutout_size=(cutout_size or image_size // 2) if spec.cutout else None,
+        )
+    return PerSampleAugment(augment_ops(preset, padding=padding, cutout_size=cutout_size))

@@ -17,16 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from visionblocks.data import ImageDataset
+from visionblocks.data import ImageDataset, InMemoryData, describe_data, tensors_of
 from visionblocks.nas._space import ArchConfig, SearchSpace
 from visionblocks.train import Callback, fit
 
 if TYPE_CHECKING:
-    from visionblocks.train import Trainer
+    from visionblocks.train import RunState as Trainer
 
 __all__ = ["SearchResult", "TrialResult", "search"]
-
-Data = ImageDataset | tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -107,9 +105,10 @@ class _PruneOnPlateau(Callback):
             trainer.should_stop = True
 
 
-def _holdout(data: Data, fraction: float, seed: int) -> tuple[Data, Data]:
+def _holdout(data: InMemoryData, fraction: float, seed: int) -> tuple[InMemoryData, InMemoryData]:
     """Split ``fraction`` of ``data`` off as a validation set (same normalisation stats)."""
-    n = len(data) if isinstance(data, ImageDataset) else len(data[1])
+    images, labels = tensors_of(data)
+    n = len(labels)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = max(1, round(fraction * n))
     val_idx, train_idx = order[:n_val], order[n_val:]
@@ -119,21 +118,12 @@ def _holdout(data: Data, fraction: float, seed: int) -> tuple[Data, Data]:
             for i, name in ((train_idx, f"{data.name}[search-train]"), (val_idx, "[search-val]"))
         ]
         return parts[0], parts[1]
-    images, labels = data
     return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
 
 
-def _shape(data: Data) -> tuple[int, int]:
-    """``(in_channels, num_classes)`` of a dataset."""
-    if isinstance(data, ImageDataset):
-        return data.image_shape[0], data.num_classes
-    images, labels = data
-    return int(images.shape[1]), int(labels.max()) + 1
-
-
 def search(
-    train: Data,
-    val: Data | None = None,
+    train: InMemoryData,
+    val: InMemoryData | None = None,
     *,
     space: SearchSpace | None = None,
     n_trials: int = 20,
@@ -200,7 +190,7 @@ def search(
     space = space or SearchSpace()
     if val is None:
         train, val = _holdout(train, val_fraction, seed)
-    in_channels, num_classes = _shape(train)
+    info = describe_data(train)
     options = {"progress": False, "seed": seed, **(fit_kwargs or {})}
     results: list[TrialResult] = []
 
@@ -208,7 +198,7 @@ def search(
         started = time.perf_counter()
         config = space.sample(trial)
         torch.manual_seed(seed + trial.number)  # the same trial gets the same initial weights
-        model = config.build(num_classes, in_channels)
+        model = config.build(info.num_classes, info.in_channels)
         params = sum(p.numel() for p in model.parameters())
         trial.set_user_attr("params", params)
         for done in results:
