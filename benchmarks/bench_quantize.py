@@ -199,7 +199,7 @@ def main() -> None:
     train = load_dataset("fashion-mnist")
     test = load_dataset("fashion-mnist", split="test")
     builders: dict[str, Callable[[], Classifier]] = {
-        "resnet20": lambda: resnet_cifar(20, in_channels=1),
+        "resnet20": lambda: resnet_cifar(in_channels=1, depth=20),
         "simple_cnn": lambda: simple_cnn(in_channels=1, image_size=28),
     }
     for name in args.models:

@@ -5,10 +5,10 @@ Same machine, same run, ratios printed. Sides (``--sides``):
 * ``lab-simple_cnn``, ``lab-resnet20``: the lab's way (``benchmarks/_lab_baseline.py``):
   per-sample PIL transforms (``RandomCrop(S, padding=4)``, ``RandomHorizontalFlip``,
   ``ToTensor``, ``Normalize``) in a ``DataLoader(num_workers=2)``, fp32, ``Adam(1e-3)``,
-  batch 128, a hand-written loop, the lab's ``simple_cnn`` / ``resnet_cifar(20)``;
+  batch 128, a hand-written loop, the lab's ``simple_cnn`` / ``resnet_cifar(depth=20)``;
 * ``fast``: :func:`visionblocks.recipes.train_fast` with the dataset's preset;
   ``fast:E`` the same with ``E`` epochs (a longer run, e.g. for 94%);
-* ``fit-defaults-resnet20``: ``fit(resnet_cifar(20), train, test, epochs=E)`` with every
+* ``fit-defaults-resnet20``: ``fit(resnet_cifar(depth=20), train, test, epochs=E)`` with every
   other argument left at its default (issue 4's "defaults that win", target 92%).
 
 Every side evaluates the full test set after every epoch, and that time counts: a side's
@@ -126,7 +126,9 @@ def run_fit_defaults(
 ) -> Run:
     run = Run("fit-defaults-resnet20")
     torch.manual_seed(args.seed)
-    model = vb.resnet_cifar(20, num_classes=train.num_classes, in_channels=train.image_shape[0])
+    model = vb.resnet_cifar(
+        num_classes=train.num_classes, in_channels=train.image_shape[0], depth=20
+    )
     start = time.perf_counter()
     history = fit(
         model, train, test, epochs=args.fit_epochs, device=args.device, progress=False,
@@ -264,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             model = (
                 vb.simple_cnn(train.num_classes, c, image_size=size)
                 if arch == "simple_cnn"
-                else vb.resnet_cifar(20, train.num_classes, c)
+                else vb.resnet_cifar(train.num_classes, c, depth=20)
             )
             runs[side] = lab_time_to_accuracy(
                 side, model, train, test, targets=args.targets, device=plan.device,

@@ -37,13 +37,13 @@ def main() -> None:
     def build(residual: bool) -> vb.ResNet:
         torch.manual_seed(args.seed)
         return vb.resnet_cifar(
-            args.depth, num_classes=train.num_classes, in_channels=shape[0], residual=residual
+            num_classes=train.num_classes, in_channels=shape[0], depth=args.depth, residual=residual
         )
 
     model = build(residual=True)
     print(
         f"ResNet-{args.depth}: {_common.num_params(model):,} parameters for {shape} inputs "
-        f"({_common.num_params(vb.resnet_cifar(args.depth)):,} for CIFAR-10)"
+        f"({_common.num_params(vb.resnet_cifar(depth=args.depth)):,} for CIFAR-10)"
     )
     print("\nstages and blocks (batch of 1):")
     print(summary(model, shape, max_depth=3))

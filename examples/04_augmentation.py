@@ -28,7 +28,7 @@ def main() -> None:
     parser = _common.make_parser(__doc__ or "", epochs=30)
     parser.add_argument("--model", default="resnet20", help="registry name (default resnet20)")
     parser.add_argument(
-        "--augment", default="lab", choices=vb.data.PRESETS, help="preset (default: lab)"
+        "--augment", default="lab", choices=vb.data.AUGMENT_PRESETS, help="preset (default: lab)"
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the run without it")
     args = parser.parse_args()

@@ -42,8 +42,8 @@ from visionblocks.train import fit
 
 BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "simple_cnn": lambda: simple_cnn(in_channels=1, image_size=28),
-    "resnet20": lambda: resnet_cifar(20, in_channels=1),
-    "vgg11_cifar": lambda: vgg_cifar(11, in_channels=1),
+    "resnet20": lambda: resnet_cifar(in_channels=1, depth=20),
+    "vgg11_cifar": lambda: vgg_cifar(in_channels=1, depth=11),
     "densenet_cifar(40)": lambda: densenet_cifar(in_channels=1, depth=40),
     "mobilenetv2_cifar": lambda: mobilenetv2_cifar(in_channels=1),
 }

@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from visionblocks import simple_cnn
 from visionblocks.analysis import (
     filter_smoothness,
-    first_conv,
     grad_cam,
     plot_confusion_matrix,
     plot_feature_maps,
@@ -45,6 +44,7 @@ from visionblocks.analysis import (
     summary,
 )
 from visionblocks.data import load_dataset
+from visionblocks.models import first_conv
 
 
 @dataclass
@@ -148,8 +148,8 @@ def main() -> None:
     initial, model, history, data = train(args.epochs, args.seed)
     print(summary(model, (1, 28, 28), max_depth=2))
     print(receptive_field(model, (1, 28, 28)))
-    before = filter_smoothness(first_conv(initial).weight)
-    after = filter_smoothness(first_conv(model).weight)
+    before = filter_smoothness(first_conv(initial)[1].weight)
+    after = filter_smoothness(first_conv(model)[1].weight)
     print(f"first-layer filter smoothness: init {before:.3f} -> trained {after:.3f}")
 
     plot_filters(initial, ncols=8, title=f"Random init (smoothness {before:.2f})",

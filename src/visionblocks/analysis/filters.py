@@ -8,27 +8,40 @@ puts a number on it, so "the filters learned something" can be tested, not just 
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
+
+from visionblocks import models
 
 __all__ = ["filter_smoothness", "first_conv"]
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:
-    """The first :class:`~torch.nn.Conv2d` of ``model`` (in registration order).
+    """Deprecated: use ``visionblocks.models.first_conv(model)[1]`` (removed in 0.3).
 
     Raises:
         ValueError: ``model`` has no :class:`~torch.nn.Conv2d`.
 
     Example:
+        >>> import warnings
         >>> from visionblocks import simple_cnn
-        >>> first_conv(simple_cnn()).weight.shape
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore", DeprecationWarning)
+        ...     first_conv(simple_cnn()).weight.shape
         torch.Size([32, 3, 3, 3])
     """
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            return module
-    raise ValueError(f"{type(model).__name__} has no nn.Conv2d layer; it has no filters to show.")
+    warnings.warn(
+        "visionblocks.analysis.first_conv is deprecated and will be removed in 0.3; use "
+        "visionblocks.models.first_conv(model)[1] (it also returns the layer's name).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    try:
+        return models.first_conv(model)[1]
+    except TypeError as error:
+        raise ValueError(f"{error} It has no filters to show.") from None
 
 
 def filter_smoothness(weight: torch.Tensor) -> float:

@@ -15,7 +15,7 @@ from torch import nn
 
 from visionblocks.analysis._mpl import PathLike, finish, new_figure, to_display
 from visionblocks.analysis.activations import activations
-from visionblocks.analysis.filters import first_conv
+from visionblocks.models import first_conv
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -57,7 +57,7 @@ def plot_filters(
         >>> len(fig.axes)
         36
     """
-    weight = first_conv(model).weight if isinstance(model, nn.Module) else model
+    weight = first_conv(model)[1].weight if isinstance(model, nn.Module) else model
     weight = weight.detach().float().cpu()  # (out, in, kH, kW)
     if weight.dim() != 4:
         raise ValueError(f"expected conv weights (out, in, kH, kW); got {tuple(weight.shape)}.")

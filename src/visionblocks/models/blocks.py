@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visionblocks.models._layers import NormLayer, conv1x1, conv3x3
+from visionblocks.models.layers import NormLayer, conv1x1, conv3x3
 
 __all__ = ["BasicBlock", "Bottleneck", "PadShortcut", "ShortcutKind"]
 

@@ -18,8 +18,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from visionblocks.models._classifier import Classifier, _check_positive
-from visionblocks.models._layers import conv1x1, conv3x3, init_weights
+from visionblocks.models._deprecation import renamed_keywords
+from visionblocks.models.classifier import Classifier, _check_positive
+from visionblocks.models.layers import conv1x1, conv3x3, init_weights
 from visionblocks.models.registry import register_model
 
 __all__ = ["DenseLayer", "DenseNet", "Transition", "densenet_cifar"]
@@ -84,7 +85,8 @@ class DenseNet(Classifier):
     """A 3x3 stem, dense blocks joined by transitions, a final BN-ReLU and a linear head.
 
     Args:
-        block_sizes: Number of dense layers in each dense block.
+        depths: Number of dense layers in each dense block (``block_sizes`` before 0.2,
+            still accepted with a :class:`DeprecationWarning` until 0.3).
         growth_rate: Channels each dense layer adds.
         num_classes: Number of output classes (0: no head).
         in_channels: Image channels.
@@ -100,9 +102,10 @@ class DenseNet(Classifier):
         16
     """
 
+    @renamed_keywords(block_sizes="depths")
     def __init__(
         self,
-        block_sizes: tuple[int, ...],
+        depths: tuple[int, ...],
         *,
         growth_rate: int = 12,
         num_classes: int = 10,
@@ -114,15 +117,15 @@ class DenseNet(Classifier):
         super().__init__(num_classes=num_classes, in_channels=in_channels)
         _check_positive("growth_rate", growth_rate)
         _check_positive("stem_width", stem_width)
-        if not block_sizes:
-            raise ValueError("block_sizes must name at least one dense block, e.g. (16, 16, 16).")
+        if not depths:
+            raise ValueError("depths must name at least one dense block, e.g. (16, 16, 16).")
         if not 0.0 < compression <= 1.0:
             raise ValueError(f"compression must be in (0, 1]; got {compression}.")
         self.stem = conv3x3(in_channels, stem_width)
         stages: list[nn.Module] = []
         channels = stem_width
-        for index, size in enumerate(block_sizes):
-            _check_positive("block_sizes entry", size)
+        for index, size in enumerate(depths):
+            _check_positive("depths entry", size)
             if index:
                 out_channels = int(channels * compression)  # floor, as in the paper's code
                 stages.append(Transition(channels, out_channels))
@@ -136,7 +139,7 @@ class DenseNet(Classifier):
         stages += [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*stages)
         self.num_features = channels
-        self.min_input_size = 2 ** (len(block_sizes) - 1)
+        self.min_input_size = 2 ** (len(depths) - 1)
         self.head = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
         init_weights(self)
 

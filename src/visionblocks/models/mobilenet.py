@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visionblocks.models._classifier import Classifier
-from visionblocks.models._layers import conv1x1, conv3x3, init_weights
+from visionblocks.models.classifier import Classifier
+from visionblocks.models.layers import conv1x1, conv3x3, init_weights
 from visionblocks.models.registry import register_model
 
 __all__ = ["CIFAR_SETTINGS", "InvertedResidual", "MobileNetV2", "mobilenetv2_cifar"]

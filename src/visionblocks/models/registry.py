@@ -1,15 +1,22 @@
-"""One registry for every model builder: :func:`create_model` and :func:`list_models`."""
+"""The model registry: :func:`register_model`, :func:`get_model_builder`, :func:`create_model`.
+
+Every model family registers a generic builder (``resnet_cifar``, ``vgg_cifar``, ...) and
+its fixed-depth aliases (``resnet20``, ``vgg11_cifar``, ...). All of them take
+``num_classes`` and ``in_channels`` as their first two parameters and everything else by
+keyword, so the CLI and the registry-wide tests can build any of them the same way.
+"""
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["create_model", "list_models", "register_model"]
+__all__ = ["create_model", "get_model_builder", "list_models", "register_model"]
 
 _Builder = TypeVar("_Builder", bound=Callable[..., nn.Module])
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -19,7 +26,20 @@ def register_model(builder: _Builder) -> _Builder:
     """Register a builder under its function name (a decorator).
 
     Registered builders are picked up by :func:`create_model`, the CLI and the
-    registry-wide tests. The builder must accept ``num_classes`` and ``in_channels``.
+    registry-wide tests. The builder must take ``num_classes`` and ``in_channels`` as its
+    first two parameters.
+
+    Raises:
+        ValueError: A model of the same name is already registered.
+
+    Example:
+        >>> from torch import nn
+        >>> @register_model
+        ... def tiny_linear(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+        ...     return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
+        >>> get_model_builder("tiny_linear") is tiny_linear
+        True
+        >>> _ = _MODELS.pop("tiny_linear")  # keep the doctest from changing the registry
     """
     name = builder.__name__
     if name in _MODELS:
@@ -38,22 +58,47 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(name for name in _MODELS if fnmatch.fnmatch(name, pattern))
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered model by name; keyword arguments go to its builder.
+def get_model_builder(name: str) -> Callable[..., nn.Module]:
+    """The builder registered under ``name`` (to inspect its signature or call it later).
 
     Raises:
         ValueError: ``name`` is not registered; the message lists the closest names.
 
     Example:
-        >>> create_model("resnet20", num_classes=5).num_classes
-        5
+        >>> import inspect
+        >>> list(inspect.signature(get_model_builder("resnet20")).parameters)[:2]
+        ['num_classes', 'in_channels']
     """
     try:
-        builder = _MODELS[name]
+        return _MODELS[name]
     except KeyError:
         close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
             f"unknown model {name!r}.{hint} Available: {', '.join(list_models())}."
         ) from None
-    return builder(**kwargs)
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered model by name; keyword arguments go to its builder.
+
+    Raises:
+        ValueError: ``name`` is not registered; the message lists the closest names.
+        TypeError: The builder takes no argument of one of the given names; the message
+            lists the ones it takes.
+
+    Example:
+        >>> create_model("resnet20", num_classes=5).num_classes
+        5
+    """
+    builder = get_model_builder(name)
+    try:
+        return builder(**kwargs)
+    except TypeError as err:
+        unknown = [key for key in kwargs if f"keyword argument '{key}'" in str(err)]
+        if not unknown:
+            raise
+        accepted = ", ".join(inspect.signature(builder).parameters)
+        raise TypeError(
+            f"model {name!r} takes no argument {unknown[0]!r}; its arguments are {accepted}."
+        ) from None

@@ -1,6 +1,6 @@
 """ResNets for small images: the He et al. CIFAR family and the ImageNet family with a CIFAR stem.
 
-``resnet_cifar(depth)`` is the paper's CIFAR-10 network (Section 4.2 of
+``resnet_cifar(depth=...)`` is the paper's CIFAR-10 network (Section 4.2 of
 https://arxiv.org/abs/1512.03385): a 3x3 stem, three stages of width 16/32/64
 with ``n`` blocks each, depth ``6n + 2``. ``resnet18_cifar`` and friends are the
 ImageNet ResNets with the 7x7/stride-2 stem and max-pool replaced by a 3x3
@@ -15,9 +15,10 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from visionblocks.models._classifier import Classifier, _check_positive
-from visionblocks.models._layers import NormLayer, conv3x3, init_weights
+from visionblocks.models._deprecation import depth_first_positional
 from visionblocks.models.blocks import BasicBlock, Bottleneck, ShortcutKind
+from visionblocks.models.classifier import Classifier, _check_positive
+from visionblocks.models.layers import NormLayer, conv3x3, init_weights
 from visionblocks.models.registry import register_model
 
 __all__ = [
@@ -122,11 +123,13 @@ def _valid_cifar_depths(limit: int = 200) -> list[int]:
     return [6 * n + 2 for n in range(1, (limit - 2) // 6 + 1)]
 
 
+@register_model
+@depth_first_positional
 def resnet_cifar(
-    depth: int = 20,
     num_classes: int = 10,
     in_channels: int = 3,
     *,
+    depth: int = 20,
     width: int = 16,
     shortcut: ShortcutKind = "projection",
     residual: bool = True,
@@ -135,12 +138,14 @@ def resnet_cifar(
     """Build a He et al. CIFAR ResNet of ``depth = 6n + 2`` layers (20, 32, 44, 56, 110, ...).
 
     ResNet-20 has 272,474 parameters with projection shortcuts and 269,722 with
-    the paper's zero-padding shortcut (``shortcut="padding"``).
+    the paper's zero-padding shortcut (``shortcut="padding"``). Until 0.3, positional
+    arguments of a call without ``depth=`` are read in the 0.1 order ``(depth,
+    num_classes, in_channels)``, with a :class:`DeprecationWarning`.
 
     Args:
-        depth: Total number of weighted layers, ``6n + 2``.
         num_classes: Number of output classes.
         in_channels: Image channels.
+        depth: Total number of weighted layers, ``6n + 2``.
         width: Width of the first stage; the others are 2x and 4x.
         shortcut: ``"projection"`` or ``"padding"``.
         residual: ``False`` builds the plain (shortcut-free) network of the same depth.
@@ -150,9 +155,9 @@ def resnet_cifar(
         ValueError: ``depth`` is not of the form ``6n + 2``.
 
     Example:
-        >>> sum(p.numel() for p in resnet_cifar(20).parameters())
+        >>> sum(p.numel() for p in resnet_cifar(depth=20).parameters())
         272474
-        >>> sum(p.numel() for p in resnet_cifar(20, shortcut="padding").parameters())
+        >>> sum(p.numel() for p in resnet_cifar(depth=20, shortcut="padding").parameters())
         269722
     """
     if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
@@ -200,9 +205,9 @@ def _cifar_builder(depth: int, params: str) -> _CifarBuilder:
         zero_init_last: bool = False,
     ) -> ResNet:
         return resnet_cifar(
-            depth,
-            num_classes,
-            in_channels,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            depth=depth,
             shortcut=shortcut,
             residual=residual,
             zero_init_last=zero_init_last,
@@ -210,7 +215,7 @@ def _cifar_builder(depth: int, params: str) -> _CifarBuilder:
 
     builder.__name__ = builder.__qualname__ = f"resnet{depth}"
     builder.__doc__ = (
-        f"ResNet-{depth} for CIFAR ({params} parameters); ``resnet_cifar({depth}, ...)``.\n\n"
+        f"ResNet-{depth} for CIFAR ({params} parameters): ``resnet_cifar(depth={depth})``.\n\n"
         f"See :func:`resnet_cifar` for the arguments."
     )
     return register_model(builder)

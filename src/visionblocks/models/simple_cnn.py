@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from visionblocks.models._classifier import Classifier, _check_positive
-from visionblocks.models._layers import init_weights
+from visionblocks.models.classifier import Classifier, _check_positive
+from visionblocks.models.layers import init_weights
 from visionblocks.models.registry import register_model
 
 __all__ = ["SimpleCNN", "simple_cnn", "simple_cnn_bn"]

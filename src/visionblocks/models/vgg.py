@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visionblocks.models._classifier import Classifier
-from visionblocks.models._layers import conv3x3, init_weights
+from visionblocks.models._deprecation import depth_first_positional
+from visionblocks.models.classifier import Classifier
+from visionblocks.models.layers import conv3x3, init_weights
 from visionblocks.models.registry import register_model
 
 __all__ = ["VGG", "VGG_CONFIGS", "vgg_cifar", "vgg11_cifar", "vgg13_cifar", "vgg16_cifar"]
@@ -87,8 +88,10 @@ class VGG(Classifier):
         return self.features(x)  # type: ignore[no-any-return]
 
 
+@register_model
+@depth_first_positional
 def vgg_cifar(
-    depth: int = 11, num_classes: int = 10, in_channels: int = 3, *, batch_norm: bool = True
+    num_classes: int = 10, in_channels: int = 3, *, depth: int = 11, batch_norm: bool = True
 ) -> VGG:
     """Build VGG-11, -13 or -16 for 32x32 images.
 
@@ -96,21 +99,23 @@ def vgg_cifar(
     convs) / without: VGG-11 9,228,362 / 9,225,610; VGG-13 9,413,066 / 9,410,122;
     VGG-16 14,724,042 / 14,719,818. The CIFAR VGGs commonly quoted (9,231,114 for
     VGG-11-BN) keep a conv bias in front of each BN: the difference is exactly
-    the 2,752 / 2,944 / 4,224 conv biases.
+    the 2,752 / 2,944 / 4,224 conv biases. Until 0.3, positional arguments of a call
+    without ``depth=`` are read in the 0.1 order ``(depth, num_classes, in_channels)``,
+    with a :class:`DeprecationWarning`.
 
     Args:
-        depth: 11, 13 or 16 weighted layers.
         num_classes: Number of output classes.
         in_channels: Image channels.
+        depth: 11, 13 or 16 weighted layers.
         batch_norm: BatchNorm after every conv.
 
     Raises:
         ValueError: ``depth`` is not 11, 13 or 16.
 
     Example:
-        >>> sum(p.numel() for p in vgg_cifar(11).parameters())
+        >>> sum(p.numel() for p in vgg_cifar(depth=11).parameters())
         9228362
-        >>> vgg_cifar(16, in_channels=1).eval()(torch.zeros(1, 1, 28, 28)).shape
+        >>> vgg_cifar(in_channels=1, depth=16).eval()(torch.zeros(1, 1, 28, 28)).shape
         torch.Size([1, 10])
     """
     if depth not in VGG_CONFIGS:
@@ -122,22 +127,28 @@ def vgg_cifar(
 
 @register_model
 def vgg11_cifar(num_classes: int = 10, in_channels: int = 3, *, batch_norm: bool = True) -> VGG:
-    """VGG-11 with BatchNorm for 32x32 images (9.23 M parameters); ``vgg_cifar(11, ...)``.
+    """VGG-11 with BatchNorm for 32x32 images (9.23 M parameters); ``vgg_cifar(depth=11)``.
 
     Example:
         >>> vgg11_cifar(num_classes=100).head.out_features
         100
     """
-    return vgg_cifar(11, num_classes, in_channels, batch_norm=batch_norm)
+    return vgg_cifar(
+        num_classes=num_classes, in_channels=in_channels, depth=11, batch_norm=batch_norm
+    )
 
 
 @register_model
 def vgg13_cifar(num_classes: int = 10, in_channels: int = 3, *, batch_norm: bool = True) -> VGG:
-    """VGG-13 with BatchNorm for 32x32 images (9.41 M parameters); ``vgg_cifar(13, ...)``."""
-    return vgg_cifar(13, num_classes, in_channels, batch_norm=batch_norm)
+    """VGG-13 with BatchNorm for 32x32 images (9.41 M parameters); ``vgg_cifar(depth=13)``."""
+    return vgg_cifar(
+        num_classes=num_classes, in_channels=in_channels, depth=13, batch_norm=batch_norm
+    )
 
 
 @register_model
 def vgg16_cifar(num_classes: int = 10, in_channels: int = 3, *, batch_norm: bool = True) -> VGG:
-    """VGG-16 with BatchNorm for 32x32 images (14.7 M parameters); ``vgg_cifar(16, ...)``."""
-    return vgg_cifar(16, num_classes, in_channels, batch_norm=batch_norm)
+    """VGG-16 with BatchNorm for 32x32 images (14.7 M parameters); ``vgg_cifar(depth=16)``."""
+    return vgg_cifar(
+        num_classes=num_classes, in_channels=in_channels, depth=16, batch_norm=batch_norm
+    )

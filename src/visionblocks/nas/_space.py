@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from visionblocks.models import Classifier
-from visionblocks.models._layers import init_weights
+from visionblocks.models.layers import init_weights
 
 __all__ = ["ArchConfig", "SearchSpace", "StagedCNN"]
 

@@ -8,6 +8,7 @@ Example:
     [1, 1]
 """
 
+from visionblocks.models import first_conv
 from visionblocks.transfer._fine_tune import fine_tune
 from visionblocks.transfer._freeze import (
     freeze,
@@ -19,7 +20,6 @@ from visionblocks.transfer._freeze import (
 from visionblocks.transfer._heads import (
     adapt_conv_weight,
     adapt_input_channels,
-    first_conv,
     get_head,
     replace_head,
 )

@@ -13,7 +13,9 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-__all__ = ["adapt_conv_weight", "adapt_input_channels", "first_conv", "get_head", "replace_head"]
+from visionblocks.models import first_conv
+
+__all__ = ["adapt_conv_weight", "adapt_input_channels", "get_head", "replace_head"]
 
 _ModelT = TypeVar("_ModelT", bound=nn.Module)
 
@@ -126,23 +128,6 @@ def _width_before(model: nn.Module, head_name: str) -> int:
     if not width:
         raise TypeError(f"cannot infer the input width of the removed head {head_name!r}.")
     return width
-
-
-def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
-    """Return the qualified name and module of the first :class:`torch.nn.Conv2d` (the stem).
-
-    Raises:
-        TypeError: The model has no Conv2d.
-
-    Example:
-        >>> import torchvision
-        >>> first_conv(torchvision.models.resnet18())[0]
-        'conv1'
-    """
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            return name, module
-    raise TypeError(f"{type(model).__name__} has no Conv2d layer whose input could be adapted.")
 
 
 def adapt_conv_weight(weight: torch.Tensor, in_channels: int) -> torch.Tensor:

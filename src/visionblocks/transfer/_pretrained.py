@@ -10,9 +10,9 @@ from typing import Any
 
 from torch import nn
 
-from visionblocks.models import create_model, list_models
+from visionblocks.models import create_model, first_conv, list_models
 from visionblocks.transfer._freeze import freeze as freeze_model
-from visionblocks.transfer._heads import adapt_input_channels, first_conv, get_head, replace_head
+from visionblocks.transfer._heads import adapt_input_channels, get_head, replace_head
 from visionblocks.transfer._weights import load_weights, read_checkpoint, state_dict_of
 
 __all__ = ["pretrained", "resolve_torchvision_weights"]
@@ -70,8 +70,9 @@ def resolve_torchvision_weights(name: str, weights: Any) -> Any:
 
 
 def _is_path(weights: object) -> bool:
+    # exists(), not is_file(): a folder passed as weights is refused by the reader, by name.
     return isinstance(weights, os.PathLike) or (
-        isinstance(weights, str) and Path(weights).is_file()
+        isinstance(weights, str) and Path(weights).exists()
     )
 
 
@@ -110,7 +111,8 @@ def pretrained(
 
     Args:
         name: Model name or instance.
-        num_classes: Classes of the new task.
+        num_classes: Classes of the new task; ``0`` gives a feature extractor (the head
+            is removed and the model returns pooled features; the file's head is ignored).
         weights: ``"DEFAULT"``, a torchvision weights name or enum, a file path, a
             state dict, or ``None`` (random initialisation: the same architecture
             from scratch, for a baseline).
@@ -128,6 +130,8 @@ def pretrained(
     Raises:
         ValueError: Unknown model name or weights, a hash mismatch, or keys that do
             not fit the model.
+        ConnectionError: torchvision weights could not be downloaded (offline); the
+            message gives the URL and how to pass the downloaded file instead.
 
     Example:
         >>> from visionblocks import resnet20
@@ -198,7 +202,17 @@ def pretrained(
         builder = torchvision.models.get_model_builder(tv_name)
         if state is None and weights is not None:
             # torchvision downloads (online) and applies its own key fixes (e.g. DenseNet).
-            model = builder(weights=resolve_torchvision_weights(tv_name, weights), progress=True)
+            resolved = resolve_torchvision_weights(tv_name, weights)
+            try:
+                model = builder(weights=resolved, progress=True)
+            except OSError as err:  # urllib's URLError, timeouts, a full or read-only cache
+                lines = str(getattr(err, "reason", err)).strip().splitlines()
+                raise ConnectionError(
+                    f"could not download the {tv_name!r} weights {weights!r} from "
+                    f"{resolved.url} ({lines[0] if lines else type(err).__name__}); "
+                    f"download that file where there is a connection and pass "
+                    f'weights="path/to/file.pth", or weights=None for random initialisation.'
+                ) from None
         else:
             model = builder(weights=None, num_classes=num_classes)
 
@@ -212,6 +226,12 @@ def pretrained(
         ):
             # Give the stem the file's channel count so it loads; it is adapted back below.
             adapt_input_channels(model, int(saved_conv.shape[1]))
+        if not keep_head:
+            # The head is replaced below, so the file's head has no place to fit: with
+            # num_classes=0 (a feature extractor) the model has no head parameters at all.
+            head_prefix = get_head(model)[0] + "."
+            own = model.state_dict()
+            state = {k: v for k, v in state.items() if k in own or not k.startswith(head_prefix)}
         reinitialized = load_weights(model, state, strict=strict).reinitialized
     if keep_head:
         head = get_head(model)[1]
@@ -230,8 +250,7 @@ def pretrained(
             )
     else:
         replace_head(model, num_classes)
-    stem = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if stem is not None and stem.in_channels != in_channels:
+    if first_conv(model)[1].in_channels != in_channels:
         adapt_input_channels(model, in_channels)
     if freeze:
         freeze_model(model, except_head=True)

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from visionblocks.models._classifier import Classifier, _check_positive
-from visionblocks.models._layers import conv3x3
+from visionblocks.models.classifier import Classifier, _check_positive
+from visionblocks.models.layers import conv3x3
 from visionblocks.models.registry import register_model
 
 __all__ = ["ConvGroup", "FastCNN", "fast_cnn", "whitening_filters"]
