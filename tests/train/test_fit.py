@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from visionblocks.train import (
     EarlyStopping,
     GradNormMonitor,
     History,
-    Trainer,
+    RunState,
     TrainingDivergedError,
     _checkpoint,
     evaluate,
@@ -46,16 +47,25 @@ def weights(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_fit_returns_history_with_metrics(small: vb.data.ImageDataset, tmp_path: Path) -> None:
-    history = fit(tiny_model(), small, small, epochs=2, batch_size=64, seed=0, progress=False)
+    model = tiny_model()
+    history = fit(model, small, small, epochs=2, batch_size=64, seed=0, progress=False)
     assert isinstance(history, History)
     assert len(history) == 2
     assert history["epoch"] == [1, 2]
     for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"):
         assert all(v == v for v in history[key]), key  # no NaN
-    assert 0 <= history.last["val_acc"] <= 1
-    csv = history.to_csv(tmp_path / "h.csv").read_text().splitlines()
-    assert csv[0].startswith("train_loss,") or "train_loss" in csv[0]
-    assert len(csv) == 3
+    # Catches a validation pass that scores the wrong weights, a part of the data, or the
+    # mean of per-batch accuracies (the last batch is smaller).
+    result = evaluate(model, small)
+    assert history.last["val_acc"] == pytest.approx(result.accuracy, abs=1e-9)
+    assert history.last["val_loss"] == pytest.approx(result.loss, rel=1e-5)
+    header, *lines = history.to_csv(tmp_path / "h.csv").read_text().splitlines()
+    # Catches a CSV whose columns are shifted, mislabelled or missing against the records.
+    assert header.split(",") == history.keys()
+    rows = [
+        dict(zip(header.split(","), map(float, line.split(",")), strict=True)) for line in lines
+    ]
+    assert rows == history.records
     assert history.to_dict()["epoch"] == [1, 2]
     with pytest.raises(KeyError, match="no metric 'nope'"):
         history["nope"]
@@ -94,11 +104,21 @@ def test_labels_out_of_range_are_named(small: vb.data.ImageDataset) -> None:
         fit(model, small, epochs=1, progress=False)
 
 
+class _PoisonWeights(Callback):
+    """Makes the weights NaN after the first optimizer step, so the second loss is NaN."""
+
+    def on_step_end(self, trainer: RunState, step: int) -> None:
+        if step == 1:
+            with torch.no_grad():
+                next(trainer.model.parameters()).fill_(float("nan"))
+
+
 def test_nan_loss_stops_with_step(small: vb.data.ImageDataset) -> None:
-    images = small.images.float() / 255
-    images[:] = float("nan")
-    with pytest.raises(TrainingDivergedError, match=r"became nan at step 1 \(epoch 1, batch 1\)"):
-        fit(tiny_model(), (images, small.labels), epochs=1, progress=False, augment=None)
+    with pytest.raises(TrainingDivergedError, match=r"became nan at step 2 \(epoch 1, batch 2\)"):
+        fit(
+            tiny_model(), small, epochs=1, progress=False, augment=None, batch_size=64,
+            callbacks=[_PoisonWeights()],
+        )  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", ["tensors", "dataset", "dataloader"])
@@ -110,15 +130,21 @@ def test_accepts_every_kind_of_data(small: vb.data.ImageDataset, kind: str) -> N
         "dataloader": DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True),
     }[kind]
     augment = "standard" if kind == "tensors" else None
-    history = fit(tiny_model(), data, data, epochs=1, augment=augment, progress=False, seed=0)  # type: ignore[arg-type]
-    assert history.last["val_acc"] >= 0
+    model = tiny_model()
+    before = weights(model)
+    history = fit(model, data, data, epochs=1, augment=augment, progress=False, seed=0)  # type: ignore[arg-type]
+    # Catches a kind of data that fit() iterates as empty: no step, the weights unchanged.
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    # Catches validation on this kind skipping or repeating batches.
+    result = evaluate(model, data)  # type: ignore[arg-type]
+    assert history.last["val_acc"] == pytest.approx(result.accuracy, abs=1e-9)
 
 
 class StopAfter(Callback):
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         if epoch == self.epoch:
             trainer.should_stop = True
 
@@ -143,25 +169,50 @@ def test_resume_reaches_the_same_weights(small: vb.data.ImageDataset, tmp_path: 
 
 
 class InterruptAt(Callback):
-    def on_after_backward(self, trainer: Trainer, step: int) -> None:
-        if trainer.epoch == 2 and step == 9:
+    """Raises KeyboardInterrupt (as Ctrl-C does) in a chosen hook at a chosen step/epoch."""
+
+    def __init__(self, *, step: int | None = None, epoch_end: int | None = None) -> None:
+        self.step, self.epoch_end = step, epoch_end
+
+    def on_after_backward(self, trainer: RunState, step: int) -> None:
+        if step == self.step:
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
+        if epoch == self.epoch_end:
             raise KeyboardInterrupt
 
 
-def test_ctrl_c_returns_history_and_saves(small: vb.data.ImageDataset, tmp_path: Path) -> None:
+# 400 images in batches of 64 (drop_last): 6 steps per epoch. Step 9 is inside epoch 2;
+# the end of epoch 2 is an epoch boundary (after its metrics, before its checkpoint).
+@pytest.mark.parametrize("where", [{"step": 9}, {"epoch_end": 2}], ids=["mid-epoch", "boundary"])
+def test_ctrl_c_then_resume_equals_the_uninterrupted_run(
+    small: vb.data.ImageDataset, tmp_path: Path, where: dict[str, int]
+) -> None:
+    common = {
+        "epochs": 3, "batch_size": 64, "progress": False, "seed": 0, "precision": "fp32",
+        "mixup": 0.2,  # the MixUp stream must continue exactly too
+    }  # fmt: skip
+    torch.manual_seed(0)
+    straight = tiny_model()
+    fit(straight, small, small, **common)  # type: ignore[arg-type]
+
+    torch.manual_seed(0)
     model = tiny_model()
     history = fit(
-        model, small, epochs=3, batch_size=64, callbacks=[InterruptAt()], progress=False,
-        checkpoint_dir=tmp_path, seed=0,
-    )  # fmt: skip
+        model, small, small, checkpoint_dir=tmp_path, callbacks=[InterruptAt(**where)], **common
+    )  # type: ignore[arg-type]
     assert history.interrupted
-    assert len(history) == 1
-    state = torch.load(tmp_path / "last.pt", weights_only=True)
-    assert state["interrupted"] is True
-    assert state["epoch"] == 1
-    # The weights saved are the ones in memory at the interrupt: no work lost.
-    for key, value in model.state_dict().items():
-        assert torch.equal(state["model"][key], value.cpu()), key
+    # Catches a checkpoint of mid-epoch weights labelled as the last completed epoch.
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+    torch.manual_seed(99)  # another init: resume must restore the saved weights
+    resumed = tiny_model()
+    again = fit(resumed, small, small, checkpoint_dir=tmp_path, resume=True, **common)  # type: ignore[arg-type]
+    assert again["epoch"] == [1, 2, 3]
+    assert not again.interrupted  # catches the flag surviving from the interrupted run
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
 
 
 def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,13 +268,34 @@ def test_early_stopping_and_best_checkpoint(small: vb.data.ImageDataset, tmp_pat
 
 
 def test_grad_norm_monitor_records_every_layer(small: vb.data.ImageDataset) -> None:
-    monitor = GradNormMonitor(every=1)
+    class Grads(Callback):
+        def __init__(self) -> None:
+            self.seen: list[dict[str, torch.Tensor]] = []
+
+        def on_after_backward(self, trainer: RunState, step: int) -> None:
+            grads = {
+                n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None
+            }
+            self.seen.append(grads)
+
+    monitor, grads = GradNormMonitor(every=1), Grads()
     model = tiny_model()
-    fit(model, small, epochs=1, batch_size=64, callbacks=[monitor], progress=False, seed=0)
+    fit(model, small, epochs=1, batch_size=64, callbacks=[monitor, grads], progress=False, seed=0)
     weight_layers = [n for n, p in model.named_parameters() if p.dim() > 1]
     assert list(monitor.mean_norms()) == weight_layers
-    assert all(len(v) == 6 for v in monitor.norms.values())  # 400 // 64 steps
-    assert monitor.ratio() > 0
+    assert len(grads.seen) == 6  # 400 // 64 steps
+    # Catches the norm of the weights (or its square) recorded instead of the gradient's.
+    by_hand = {
+        name: [math.sqrt(sum(float(v) ** 2 for v in g[name].flatten())) for g in grads.seen]
+        for name in weight_layers
+    }
+    for name in weight_layers:
+        assert monitor.norms[name] == pytest.approx(by_hand[name], rel=1e-4), name
+    first, last = by_hand[weight_layers[0]], by_hand[weight_layers[-1]]
+    # Catches an inverted ratio (last over first) or one of other layers.
+    assert monitor.ratio() == pytest.approx(
+        (sum(first) / len(first)) / (sum(last) / len(last)), rel=1e-4
+    )
 
 
 def test_evaluate_matches_a_manual_computation(small: vb.data.ImageDataset) -> None:
@@ -257,7 +329,7 @@ def test_val_tta_validates_like_evaluate_with_tta(small: vb.data.ImageDataset) -
             self.calls: list[tuple[int, float]] = []
 
         def on_validation_end(
-            self, trainer: Trainer, epoch: int, metrics: dict[str, float]
+            self, trainer: RunState, epoch: int, metrics: dict[str, float]
         ) -> None:
             self.calls.append((epoch, metrics["val_acc"]))
 
@@ -278,8 +350,17 @@ def test_lr_find_restores_weights_and_suggests(small: vb.data.ImageDataset) -> N
     model = tiny_model()
     before = weights(model)
     result = vb.train.lr_find(model, small, num_steps=30, batch_size=32, end_lr=100.0)
-    assert 1e-5 <= result.suggestion <= 100
-    assert result.lrs == sorted(result.lrs)
+    lrs, losses = result.lrs, result.losses
+    # Catches rates that do not grow geometrically from start_lr to end_lr in num_steps.
+    assert lrs == pytest.approx([1e-5 * 1e7 ** (i / 29) for i in range(len(lrs))], rel=1e-6)
+    assert 3 <= len(losses) == len(lrs)  # enough points for a slope
+    # Catches a suggestion at the steepest rise, or the slope taken against lr instead of log-lr.
+    slopes = [
+        (losses[i + 1] - losses[i]) / (math.log(lrs[i + 1]) - math.log(lrs[i]))
+        for i in range(len(lrs) - 1)
+    ]
+    assert result.suggestion in lrs[:-1]
+    assert slopes[lrs.index(result.suggestion)] == pytest.approx(min(slopes), rel=1e-5)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
 

@@ -1,7 +1,26 @@
-"""Training: ``fit``, ``evaluate``, callbacks, checkpoints, device and precision."""
+"""Training: ``fit``, ``evaluate``, callbacks, checkpoints, seeds, device and precision.
 
+Example:
+    >>> import visionblocks as vb
+    >>> history = vb.fit(vb.simple_cnn(in_channels=1, image_size=28), vb.load_dataset("sample"),
+    ...                  epochs=1, progress=False, seed=0)
+    >>> history.last["epoch"]
+    1
+"""
+
+from typing import Any
+
+from visionblocks.train._averaging import WeightAveraging
 from visionblocks.train._callbacks import BestCheckpoint, Callback, EarlyStopping, GradNormMonitor
-from visionblocks.train._checkpoint import load_checkpoint, save_checkpoint
+from visionblocks.train._checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_torch_file,
+    save_checkpoint,
+    strip_wrapper_prefixes,
+    unwrap_model,
+)
+from visionblocks.train._defaults import FIT_DEFAULTS, FitDefaults
 from visionblocks.train._device import (
     ExecutionPlan,
     cpu_supports_bf16,
@@ -9,27 +28,50 @@ from visionblocks.train._device import (
     resolve_plan,
 )
 from visionblocks.train._evaluate import evaluate
+from visionblocks.train._fit import LAST_CHECKPOINT, fit
 from visionblocks.train._history import EvalResult, History
-from visionblocks.train._loop import Trainer, TrainingDivergedError, fit
+from visionblocks.train._loggers import CSVLogger, TensorBoardLogger
 from visionblocks.train._lr_find import LRFinderResult, lr_find
+from visionblocks.train._seeding import Stream, seed_everything
+from visionblocks.train._state import RunState, TrainingDivergedError
 
 __all__ = [
     "fit",
     "evaluate",
     "lr_find",
+    "seed_everything",
     "LRFinderResult",
     "History",
     "EvalResult",
-    "Trainer",
+    "RunState",
     "TrainingDivergedError",
+    "FIT_DEFAULTS",
+    "FitDefaults",
+    "Stream",
     "Callback",
     "EarlyStopping",
     "BestCheckpoint",
     "GradNormMonitor",
+    "WeightAveraging",
+    "CSVLogger",
+    "TensorBoardLogger",
     "save_checkpoint",
     "load_checkpoint",
+    "read_torch_file",
+    "CheckpointError",
+    "unwrap_model",
+    "strip_wrapper_prefixes",
+    "LAST_CHECKPOINT",
     "ExecutionPlan",
     "resolve_device",
     "resolve_plan",
     "cpu_supports_bf16",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Trainer":  # renamed in 0.2: it is the state of a run, not the loop
+        from visionblocks.train import _state
+
+        return _state.__getattr__("Trainer")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

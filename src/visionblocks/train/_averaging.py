@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from visionblocks.train import Callback
+from visionblocks.train._callbacks import Callback
 
 if TYPE_CHECKING:
-    from visionblocks.train import Trainer
+    from visionblocks.train._state import RunState as Trainer
 
 __all__ = ["WeightAveraging"]
 
@@ -30,8 +30,9 @@ class WeightAveraging(Callback):
     swapped in for each epoch's validation and swapped back for training; at the end of
     training they are loaded into the model for good (``apply_at_end=True``).
 
-    The average lives only in this object: a run resumed with ``fit(resume=...)`` starts
-    a fresh average.
+    The average is saved in ``fit``'s training checkpoints (:meth:`state_dict`), so a run
+    resumed with ``fit(resume=...)`` continues it exactly. ``fit(ema=...)`` is the simpler
+    way to average; this callback adds the warm-up and the ``every`` option.
 
     Args:
         decay: Per-step decay in [0, 1); 0.99 averages over roughly the last 100 steps.
@@ -59,6 +60,15 @@ class WeightAveraging(Callback):
         self.updates = 0
         self.average: dict[str, torch.Tensor] = {}
         self._backup: dict[str, torch.Tensor] | None = None
+        self._restored: dict[str, object] | None = None
+
+    def state_dict(self) -> dict[str, object]:
+        """The average and its update count, for ``fit``'s training checkpoint."""
+        return {"updates": self.updates, "average": dict(self.average)}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore what :meth:`state_dict` returned (after ``on_fit_start`` re-initialized it)."""
+        self._restored = state
 
     def _live(self, trainer: Trainer) -> dict[str, torch.Tensor]:
         # state_dict() tensors share storage with the parameters and buffers, so copying into
@@ -69,6 +79,11 @@ class WeightAveraging(Callback):
         """Start the average at the initial weights."""
         self.average = {k: v.detach().clone() for k, v in self._live(trainer).items()}
         self.updates = 0
+        restored, self._restored = self._restored, None
+        if restored is not None:
+            self.updates = int(restored["updates"])  # type: ignore[call-overload]
+            for name, value in restored["average"].items():  # type: ignore[attr-defined]
+                self.average[name].copy_(value)
 
     @torch.no_grad()
     def on_step_end(self, trainer: Trainer, step: int) -> None:

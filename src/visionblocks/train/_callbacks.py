@@ -12,16 +12,19 @@ import torch
 from visionblocks.train._checkpoint import save_checkpoint
 
 if TYPE_CHECKING:
-    from visionblocks.train._loop import Trainer
+    from visionblocks.train._state import RunState as Trainer
 
 __all__ = ["BestCheckpoint", "Callback", "EarlyStopping", "GradNormMonitor"]
 
 
 class Callback:
-    """Base class: override the hooks you need; each gets the running :class:`Trainer`.
+    """Base class: override the hooks you need; each gets the run's :class:`RunState`.
 
     A callback may set ``trainer.should_stop = True`` to end training after the
-    current epoch (that is how :class:`EarlyStopping` and NAS pruning work).
+    current epoch (that is how :class:`EarlyStopping` and NAS pruning work). Steps
+    and epochs count from 1 in every hook. A callback that defines ``state_dict()``
+    and ``load_state_dict(state)`` has its state saved in ``fit``'s training
+    checkpoints and restored on ``resume``, so it continues exactly.
 
     Example:
         >>> class PrintLR(Callback):
@@ -36,10 +39,10 @@ class Callback:
         """Called before each epoch (``epoch`` is 1-based)."""
 
     def on_after_backward(self, trainer: Trainer, step: int) -> None:
-        """Called after ``loss.backward()`` and before the optimizer step."""
+        """Called after the backward pass(es) of optimizer step ``step``, before the step."""
 
     def on_step_end(self, trainer: Trainer, step: int) -> None:
-        """Called after each optimizer step (``step`` counts from 1; e.g. for weight averaging)."""
+        """Called after optimizer step ``step``; ``trainer.step_loss`` is its (last) loss."""
 
     def on_validation_start(self, trainer: Trainer, epoch: int) -> None:
         """Called before validation (e.g. to swap in averaged weights)."""
@@ -50,8 +53,11 @@ class Callback:
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         """Called after each epoch with its metrics (train and, if any, validation)."""
 
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        """Called when training stops on an exception (``KeyboardInterrupt`` included)."""
+
     def on_fit_end(self, trainer: Trainer) -> None:
-        """Called once when training ends, also after an interrupt."""
+        """Called once when training ends, also after an interrupt or an error."""
 
 
 def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
@@ -94,6 +100,16 @@ class EarlyStopping(Callback):
         self.bad_epochs = 0
         self.stopped_epoch: int | None = None
 
+    def state_dict(self) -> dict[str, float | int | None]:
+        """Best value and patience used so far (saved in training checkpoints)."""
+        return {"best": self.best, "bad_epochs": self.bad_epochs, "stopped": self.stopped_epoch}
+
+    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
+        """Continue from :meth:`state_dict`."""
+        self.best = float(state["best"])  # type: ignore[arg-type]
+        self.bad_epochs = int(state["bad_epochs"])  # type: ignore[arg-type]
+        self.stopped_epoch = None if state["stopped"] is None else int(state["stopped"])
+
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         """Track the monitored metric; ask the trainer to stop when patience runs out."""
         if self.monitor not in metrics:
@@ -114,6 +130,9 @@ class EarlyStopping(Callback):
 class BestCheckpoint(Callback):
     """Save the model whenever ``monitor`` reaches a new best (atomically).
 
+    The weights saved are the ones validation measured: the averaged weights with
+    ``fit(ema=...)`` or :class:`WeightAveraging`, else the model's.
+
     Args:
         path: Where to write the checkpoint.
         monitor: The metric to watch.
@@ -127,14 +146,25 @@ class BestCheckpoint(Callback):
         self.best = -math.inf if self.mode == "max" else math.inf
         self.best_epoch: int | None = None
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
-        """Save when the monitored metric improved (rank 0 only under DDP)."""
+    def state_dict(self) -> dict[str, float | int | None]:
+        """Best value and its epoch (saved in training checkpoints)."""
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
+        """Continue from :meth:`state_dict`."""
+        self.best = float(state["best"])  # type: ignore[arg-type]
+        self.best_epoch = None if state["best_epoch"] is None else int(state["best_epoch"])
+
+    def on_validation_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        """Save the validated weights when the metric improved (rank 0 only under DDP)."""
         value = metrics.get(self.monitor, math.nan)
         if _improved(value, self.best, self.mode, 0.0):
             self.best, self.best_epoch = value, epoch
             if trainer.is_main_process:
                 save_checkpoint(
-                    self.path, trainer.model, extra={"epoch": epoch, "metrics": dict(metrics)}
+                    self.path,
+                    trainer.validated_model,
+                    extra={"epoch": epoch, "metrics": dict(metrics)},
                 )
 
 
@@ -154,9 +184,17 @@ class GradNormMonitor(Callback):
         self.every = every
         self.norms: dict[str, list[float]] = defaultdict(list)
 
+    def state_dict(self) -> dict[str, list[float]]:
+        """The recorded norms (saved in training checkpoints)."""
+        return {name: list(values) for name, values in self.norms.items()}
+
+    def load_state_dict(self, state: dict[str, list[float]]) -> None:
+        """Continue from :meth:`state_dict`."""
+        self.norms = defaultdict(list, {k: list(v) for k, v in state.items()})
+
     def on_after_backward(self, trainer: Trainer, step: int) -> None:
         """Record the gradient norm of every weight tensor (not biases or norms)."""
-        if step % self.every:
+        if (step - 1) % self.every:  # steps 1, 1 + every, 1 + 2 * every, ...
             return
         for name, p in trainer.model.named_parameters():
             if p.grad is not None and p.dim() > 1:

@@ -1,14 +1,16 @@
-"""Argument checks that make ``fit`` fail before training, with the bad value named."""
+"""Argument and data checks that make ``fit`` fail before training, with the bad value named."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
-from visionblocks.data import ImageDataset
-from visionblocks.train._data import Batches, DataLike
+from visionblocks.data import DataLike, is_in_memory, labels_of, tensors_of
+from visionblocks.train._data import Batches
 
-__all__ = ["check_fit_arguments", "check_model_fits_data"]
+__all__ = ["check_data", "check_fit_arguments", "check_labels", "check_model_fits_data"]
 
 
 def check_fit_arguments(
@@ -23,13 +25,29 @@ def check_fit_arguments(
     mixup: float,
     cutmix: float,
     grad_clip: float | None,
+    ema: float | None = None,
+    accumulate: object = 1,
 ) -> None:
     """Reject out-of-range hyper-parameters with a message naming the value."""
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("accumulate", accumulate)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive int; got {value!r}.")
+    floats = {
+        "lr": lr, "momentum": momentum, "weight_decay": weight_decay, "warmup": warmup,
+        "label_smoothing": label_smoothing, "mixup": mixup, "cutmix": cutmix,
+        "grad_clip": grad_clip, "ema": ema,
+    }  # fmt: skip
+    for name, number in floats.items():
+        if number is None:
+            continue
+        if not isinstance(number, int | float) or isinstance(number, bool):
+            raise TypeError(f"{name} must be a number; got {number!r}.")
+        if not math.isfinite(number):
+            raise ValueError(f"{name} must be a finite number; got {number!r}.")
     if lr is not None and not lr > 0:
         raise ValueError(f"lr must be > 0; got {lr!r}.")
+    if ema is not None and not 0 < ema < 1:
+        raise ValueError(f"ema is a per-step decay in (0, 1), e.g. 0.99; got {ema!r}.")
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1); got {momentum!r}.")
     if weight_decay < 0:
@@ -45,15 +63,55 @@ def check_fit_arguments(
         raise ValueError(f"grad_clip must be > 0 or None; got {grad_clip!r}.")
 
 
-def _labels_of(data: DataLike) -> torch.Tensor | None:
-    if isinstance(data, ImageDataset):
-        return data.labels
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], torch.Tensor):
-        return data[1]
-    return None
+def check_data(data: DataLike, name: str) -> None:
+    """Refuse empty data and, for in-memory data, images and labels torch would misread."""
+    size: int | None = None
+    if is_in_memory(data):  # an (images, labels) pair has len() 2: count its images
+        size = len(tensors_of(data)[0])
+    else:
+        try:
+            size = len(data)  # type: ignore[arg-type]
+        except TypeError:
+            size = None
+    if size == 0:
+        raise ValueError(f"{name} is empty (0 images); pass data with at least one image.")
+    if not is_in_memory(data):
+        return
+    images, labels = tensors_of(data)
+    if images.is_floating_point():
+        low, high = float(images.min()), float(images.max())
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(f"{name} images contain NaN or infinite values; clean them first.")
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"{name} images are floats in [{low:.3g}, {high:.3g}], but float images must be "
+                f"in [0, 1] (visionblocks normalizes them itself): pass uint8 0-255 images, or "
+                f"divide by 255."
+            )
+    if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+        bad = labels[labels != labels.round()][:3].tolist()
+        raise ValueError(
+            f"{name} labels must be class indices; got non-integer values such as {bad}. "
+            f"Pass integer labels (soft labels come from MixUp/CutMix inside fit)."
+        )
 
 
-def check_model_fits_data(model: nn.Module, data: DataLike, batches: Batches) -> int:
+def check_labels(labels: torch.Tensor, num_classes: int, name: str) -> None:
+    """Class indices in ``[0, num_classes)``, else a message with the fix."""
+    if labels.numel() == 0:
+        return
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"{name} labels range over [{low}, {high}] but the model has {num_classes} outputs; "
+            f"build it with num_classes={max(high + 1, num_classes)} (or remap the labels to "
+            f"0..{num_classes - 1})."
+        )
+
+
+def check_model_fits_data(
+    model: nn.Module, data: DataLike, batches: Batches, *, val: DataLike | None = None
+) -> int:
     """Check channels and label range on one real batch; return the number of classes.
 
     Runs one forward pass in eval mode without gradients (BatchNorm statistics are
@@ -74,22 +132,24 @@ def check_model_fits_data(model: nn.Module, data: DataLike, batches: Batches) ->
         with torch.no_grad():
             out = model(x[:2].to(device))
     except (RuntimeError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(
-            f"the model cannot process a training batch of shape {tuple(x.shape)}: {err}"
+            f"the model cannot process a training batch of shape {tuple(x.shape)}: {reason}"
         ) from err
     finally:
         model.train(was_training)
-    if out.dim() != 2:
-        raise ValueError(
-            f"the model must return (B, num_classes) logits; it returned shape {tuple(out.shape)}."
-        )
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"the model must return (B, num_classes) logits; it returned {shape}.")
     num_classes = int(out.shape[1])
-    labels = _labels_of(data)
-    labels = labels if labels is not None else y
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0 or high >= num_classes:
+    if num_classes < 1:
         raise ValueError(
-            f"labels range over [{low}, {high}] but the model has {num_classes} outputs; "
-            f"build it with num_classes={high + 1} (or remap the labels to 0..{num_classes - 1})."
+            "the model's head has 0 outputs; build it with num_classes >= 1 (or "
+            "reset_classifier(num_classes) after a feature extractor)."
         )
+    labels = labels_of(data)
+    check_labels(labels if labels is not None else y, num_classes, "training")
+    val_labels = labels_of(val) if val is not None else None
+    if val_labels is not None:
+        check_labels(val_labels, num_classes, "validation")
     return num_classes

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Iterator, Sequence, Sized
 from typing import Any, Protocol
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+import torch.multiprocessing
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    IterableDataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
-from visionblocks.data import DeviceLoader, ImageDataset
-from visionblocks.data._batch_augment import BatchAugmentFn
+from visionblocks.data import (
+    BatchAugmentFn,
+    DataLike,
+    DeviceLoader,
+    StreamingDataset,
+    StreamLoader,
+    is_in_memory,
+    normalization_stats,
+    tensors_of,
+)
 
-__all__ = ["Batches", "DataLike", "make_batches", "stats_of"]
-
-DataLike = ImageDataset | tuple[torch.Tensor, torch.Tensor] | Dataset[Any] | DataLoader[Any]
-"""What ``fit``/``evaluate`` accept: a dataset from :func:`~visionblocks.data.load_dataset`,
-an ``(images, labels)`` tensor pair, any map-style ``Dataset`` or a ``DataLoader``."""
+__all__ = [
+    "Batches",
+    "EvalShard",
+    "check_world_size",
+    "dataset_workers",
+    "make_batches",
+    "shard_loader",
+]
 
 
 class Batches(Protocol):
@@ -59,13 +81,6 @@ class _TorchBatches:
             yield x, torch.as_tensor(y).to(self.device, non_blocking=True)
 
 
-def stats_of(data: object) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """The normalization statistics carried by ``data``, if any."""
-    if isinstance(data, ImageDataset):
-        return data.mean, data.std
-    return None
-
-
 def make_batches(
     data: DataLike,
     *,
@@ -83,19 +98,26 @@ def make_batches(
 
     In-memory data (:class:`~visionblocks.data.ImageDataset` or a tensor pair) goes
     to the on-device :class:`~visionblocks.data.DeviceLoader`, augmented a batch at a
-    time; anything else goes through a ``DataLoader`` (a ``DistributedSampler`` under DDP).
+    time; a :class:`~visionblocks.data.StreamingDataset` to a
+    :class:`~visionblocks.data.StreamLoader` (decoded in workers, augmented the same way);
+    anything else goes through a ``DataLoader`` (a ``DistributedSampler`` under DDP).
     """
-    if isinstance(data, ImageDataset) or (
-        isinstance(data, tuple)
-        and len(data) == 2
-        and all(isinstance(t, torch.Tensor) for t in data)
-    ):
+    if world_size > 1:
+        check_world_size(data, world_size)
+    if is_in_memory(data):
+        if world_size > 1 and not train:
+            # The DeviceLoader's equal shards leave out up to world_size - 1 images, which an
+            # evaluation must count: each rank takes every world_size-th image instead.
+            stats = stats if stats is not None else normalization_stats(data)
+            images, labels = tensors_of(data)
+            data = (images[rank::world_size], labels[rank::world_size])
+            rank, world_size = 0, 1
         mean, std = stats if stats is not None else (None, None)
         return DeviceLoader(
             data,
             batch_size=batch_size,
             shuffle=train,
-            drop_last=train and len(data[1] if isinstance(data, tuple) else data) > batch_size,
+            drop_last=train and len(tensors_of(data)[1]) > batch_size,
             augment=augment if train else None,
             device=device,
             seed=seed,
@@ -105,25 +127,48 @@ def make_batches(
             world_size=world_size,
             channels_last=channels_last,
         )
+    if isinstance(data, StreamingDataset):  # decoded in workers, augmented on the device
+        mean, std = stats if stats is not None else (None, None)
+        return StreamLoader(
+            data, batch_size=batch_size, shuffle=train, drop_last=train and len(data) > batch_size,
+            augment=augment if train else None, device=device, seed=seed, mean=mean, std=std,
+            rank=rank, world_size=world_size, channels_last=channels_last,
+        )  # fmt: skip
+    if not isinstance(data, Dataset | DataLoader):
+        hint = f" (for the dataset named {data!r}, pass load_dataset({data!r}))"
+        hint = hint if isinstance(data, str) else ""
+        raise TypeError(
+            f"cannot train on {type(data).__name__}{hint}; pass an ImageDataset (load_dataset), "
+            f"an (images, labels) pair of tensors or NumPy arrays, a torch Dataset or a DataLoader."
+        )
     if augment is not None and train:
         raise ValueError(
             f"augment={augment!r} applies to in-memory data (load_dataset(...) or an "
             f"(images, labels) pair); give your {type(data).__name__} its own transform instead."
         )
     if isinstance(data, DataLoader):
-        return _TorchBatches(data, device, channels_last)
+        loader = shard_loader(data, train=train, rank=rank, world_size=world_size, seed=seed)
+        return _TorchBatches(loader, device, channels_last)
     if isinstance(data, Dataset):
-        sampler: DistributedSampler[Any] | None = (
-            DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=train, seed=seed)
-            if world_size > 1
-            else None
-        )
-        loader: DataLoader[Any] = DataLoader(
+        sampler: Sampler[int] | None = None
+        if world_size > 1:
+            sampler = (
+                DistributedSampler(
+                    data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed
+                )
+                if train
+                else EvalShard(_length(data), rank=rank, world_size=world_size)
+            )
+        workers = dataset_workers(world_size)
+        loader = DataLoader(
             data,
             batch_size=batch_size,
             shuffle=train and sampler is None,
             sampler=sampler,
             drop_last=train,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
             generator=torch.Generator().manual_seed(seed),
         )
         return _TorchBatches(loader, device, channels_last)
@@ -131,3 +176,166 @@ def make_batches(
         f"cannot train on {type(data).__name__}; pass an ImageDataset (load_dataset), an "
         f"(images, labels) tensor pair, a torch Dataset or a DataLoader."
     )
+
+
+def dataset_workers(world_size: int = 1) -> int:
+    """Loading processes ``fit`` gives a plain ``Dataset``: ``min(4, cores // world_size)``.
+
+    The cores are shared by the ``world_size`` training processes of the machine. Workers
+    are used only where they start by ``fork`` (Linux); elsewhere they re-import the
+    script and need a picklable dataset, which a class defined in a notebook is not, so
+    there the data loads in the training process (0 workers).
+
+    Example:
+        >>> 0 <= dataset_workers(2) <= dataset_workers(1) <= 4
+        True
+    """
+    if torch.multiprocessing.get_start_method() != "fork":
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(4, cores // max(1, world_size))
+
+
+class EvalShard(Sampler[int]):
+    """Items ``rank, rank + W, rank + 2W, ...`` of ``size``: shards that cover each item once.
+
+    Unlike ``DistributedSampler``, it does not pad the shards to equal length by repeating
+    items, so metrics summed over the ranks count every item exactly once. The shards
+    differ by at most one item, so their batch counts may differ: use it only where no
+    collective runs per batch (evaluation).
+
+    Example:
+        >>> [list(EvalShard(5, rank=r, world_size=2)) for r in range(2)]
+        [[0, 2, 4], [1, 3]]
+    """
+
+    def __init__(self, size: int, *, rank: int, world_size: int) -> None:
+        self.size, self.rank, self.world_size = size, rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.size, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.size, self.world_size))
+
+
+def check_world_size(data: object, world_size: int) -> None:
+    """Raise if ``data`` has fewer images than there are processes to share them.
+
+    Example:
+        >>> check_world_size((torch.zeros(1, 1, 2, 2), torch.zeros(1)), 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: 1 images cannot be shared by 2 processes; run at most 1 (torchrun --nproc_per_node / --nnodes) or use more data.
+    """  # noqa: E501
+    if isinstance(data, DataLoader):
+        data = data.dataset
+    if is_in_memory(data):
+        size = len(tensors_of(data)[1])
+    elif isinstance(data, Sized) and not isinstance(data, IterableDataset):
+        size = len(data)
+    else:
+        return
+    if size < world_size:
+        raise ValueError(
+            f"{size} images cannot be shared by {world_size} processes; run at most {size} "
+            f"(torchrun --nproc_per_node / --nnodes) or use more data."
+        )
+
+
+def shard_loader(
+    loader: DataLoader[Any], *, train: bool, rank: int, world_size: int, seed: int = 0
+) -> DataLoader[Any]:
+    """``loader`` re-created to read only this rank's shard of its dataset under DDP.
+
+    The new loader keeps the batch size, workers, collate function, pin_memory,
+    drop_last and the rest of ``loader``'s settings. For training its sampler is a
+    ``DistributedSampler`` that shuffles if ``loader`` did (a ``RandomSampler``); for
+    evaluation an :class:`EvalShard`, which counts each item once. A loader whose sampler
+    (or whose batch sampler's sampler) already is a ``DistributedSampler`` is returned as
+    it is: that is the way to shard differently.
+
+    Raises:
+        TypeError: The loader cannot be re-sharded: an ``IterableDataset``, a custom
+            sampler or batch sampler, or a ``DataLoader`` subclass with its own ``__init__``.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.arange(10))
+        >>> loader = DataLoader(data, batch_size=3, shuffle=True, drop_last=True)
+        >>> shard = shard_loader(loader, train=True, rank=1, world_size=2)
+        >>> type(shard.sampler).__name__, shard.batch_size, shard.drop_last, len(shard)
+        ('DistributedSampler', 3, True, 1)
+    """
+    if world_size <= 1 or _is_sharded(loader):
+        return loader
+    name = type(loader).__name__
+    if isinstance(loader.dataset, IterableDataset):
+        raise TypeError(
+            f"fit cannot shard the IterableDataset {type(loader.dataset).__name__} under DDP "
+            f"(it has no sampler to replace); use a map-style Dataset (__getitem__, __len__)."
+        )
+    if loader.batch_size is None or type(loader.batch_sampler) is not BatchSampler:
+        raise TypeError(
+            f"fit cannot shard the {name}'s batch_sampler "
+            f"{type(loader.batch_sampler).__name__} under DDP; build it on a "
+            f"DistributedSampler (as its .sampler), and fit will use the loader as it is."
+        )
+    if type(loader.sampler) not in (RandomSampler, SequentialSampler):
+        raise TypeError(
+            f"fit cannot shard the {name}'s sampler {type(loader.sampler).__name__} under "
+            f"DDP; pass sampler=DistributedSampler(dataset) (or a subclass), which fit keeps."
+        )
+    if type(loader).__init__ is not DataLoader.__init__:
+        raise TypeError(
+            f"fit cannot re-create the DataLoader subclass {name} under DDP; give it "
+            f"sampler=DistributedSampler(dataset), and fit will use it as it is."
+        )
+    sampler: Sampler[int] = (
+        DistributedSampler(
+            loader.dataset,
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=isinstance(loader.sampler, RandomSampler),
+            seed=seed,
+        )
+        if train
+        else EvalShard(_length(loader.dataset), rank=rank, world_size=world_size)
+    )
+    kwargs: dict[str, Any] = {
+        "batch_size": loader.batch_size,
+        "sampler": sampler,
+        "num_workers": loader.num_workers,
+        "collate_fn": loader.collate_fn,
+        "pin_memory": loader.pin_memory,
+        "drop_last": loader.drop_last,
+        "timeout": loader.timeout,
+        "worker_init_fn": loader.worker_init_fn,
+        "multiprocessing_context": loader.multiprocessing_context,
+        "generator": loader.generator,
+        "persistent_workers": loader.persistent_workers,
+        "in_order": getattr(loader, "in_order", True),
+    }
+    if loader.num_workers > 0:
+        kwargs["prefetch_factor"] = loader.prefetch_factor
+    if loader.pin_memory_device:
+        kwargs["pin_memory_device"] = loader.pin_memory_device
+    return type(loader)(loader.dataset, **kwargs)
+
+
+def _is_sharded(loader: DataLoader[Any]) -> bool:
+    """The user sharded it: its sampler, or its batch sampler's, is a DistributedSampler."""
+    inner = getattr(loader.batch_sampler, "sampler", None)
+    return isinstance(loader.sampler, DistributedSampler) or isinstance(inner, DistributedSampler)
+
+
+def _length(dataset: object) -> int:
+    if not isinstance(dataset, Sized):
+        raise TypeError(
+            f"fit shards data by index under DDP, which needs len() of the dataset; "
+            f"{type(dataset).__name__} has no __len__."
+        )
+    return len(dataset)

@@ -1,6 +1,7 @@
 """Device and precision: resolved once, here, and nowhere else.
 
-``fit``, ``evaluate`` and the loaders ask this module which device to use, which
+``fit`` and ``evaluate`` ask this module which device to use (the name itself is
+resolved by :func:`resolve_device`, shared with the loaders and the analysis tools), which
 autocast dtype, whether a gradient scaler is needed and whether to use the
 channels-last memory format. Nothing else in visionblocks calls ``.cuda()`` or
 ``.half()``.
@@ -19,6 +20,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from visionblocks._device import resolve_device
+
 __all__ = [
     "ExecutionPlan",
     "PrecisionName",
@@ -29,34 +32,6 @@ __all__ = [
 
 PrecisionName = Literal["auto", "bf16", "fp16", "fp32"]
 _PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Turn ``"auto"`` into CUDA, then MPS, then CPU; validate anything else.
-
-    Example:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-    """
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(
-            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
-        ) from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available here; use 'auto' or 'cpu'.")
-    if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={device!r} but MPS is not available here; use 'auto' or 'cpu'.")
-    return resolved
 
 
 @functools.cache

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visionblocks.train._data import Batches, DataLike, make_batches, stats_of
-from visionblocks.train._device import ExecutionPlan, resolve_plan
+from visionblocks.data import (
+    DataLike,
+    check_stats,
+    describe_data,
+    is_in_memory,
+    labels_of,
+    stats_of,
+)
+from visionblocks.train._checks import check_data, check_labels
+from visionblocks.train._data import Batches, make_batches
+from visionblocks.train._device import ExecutionPlan
+from visionblocks.train._distributed import (
+    DistContext,
+    all_gather_shards,
+    all_reduce_sum,
+    place_eval,
+)
 from visionblocks.train._history import EvalResult
 
-__all__ = ["evaluate", "model_stats", "run_eval"]
+__all__ = ["EvalSums", "evaluate", "model_stats", "reduce_sums", "run_eval"]
 
 STATS_ATTR = "visionblocks_stats"
 """Attribute ``fit`` sets on a model: the ``(mean, std)`` its inputs were normalized with."""
@@ -24,40 +40,111 @@ def model_stats(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]
     return None if stats is None else (tuple(stats[0]), tuple(stats[1]))
 
 
+@dataclass
+class EvalSums:
+    """What one pass over evaluation data counts; the sums can be reduced across processes.
+
+    Attributes:
+        loss_sum: Summed cross-entropy (0-d).
+        confusion: ``(K, K)`` counts; rows are true classes, columns predictions.
+        top5_correct: Examples whose class is among the 5 highest logits (0-d; all of them
+            when there are at most 5 classes).
+        predictions: ``(N,)`` predicted classes (this process's examples).
+        targets: ``(N,)`` true classes.
+        nonfinite_batches: Batches whose images held NaN or infinite values (0-d), or
+            ``None`` when the images were not checked (``run_eval(check_inputs=False)``).
+    """
+
+    loss_sum: torch.Tensor
+    confusion: torch.Tensor
+    top5_correct: torch.Tensor
+    predictions: torch.Tensor
+    targets: torch.Tensor
+    nonfinite_batches: torch.Tensor | None = None
+
+
 @torch.no_grad()
 def run_eval(
-    model: nn.Module, batches: Batches, plan: ExecutionPlan, *, tta: bool = False
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Predict every batch; return ``(loss_sum, confusion (K, K), predictions, targets)``.
+    model: nn.Module,
+    batches: Batches,
+    plan: ExecutionPlan,
+    *,
+    tta: bool = False,
+    check_inputs: bool = False,
+) -> EvalSums:
+    """Predict every batch and count what :class:`EvalSums` holds.
 
-    ``confusion`` and ``loss_sum`` are sums, so they can be reduced across processes.
     ``tta`` averages the logits of each image and its horizontal mirror.
+    ``check_inputs`` counts the batches holding NaN or infinite pixels (for data that
+    was not checked as a whole before, such as a ``Dataset`` read batch by batch).
+    Labels outside the model's outputs raise: on the CPU in every batch, on an
+    accelerator in the first (each check there waits for the queued kernels).
     """
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=plan.device)
+    top5 = torch.zeros((), dtype=torch.int64, device=plan.device)
+    nonfinite = torch.zeros((), dtype=torch.int64, device=plan.device) if check_inputs else None
     confusion: torch.Tensor | None = None
     predictions, targets = [], []
     try:
         for x, y in batches:
+            if nonfinite is not None:
+                nonfinite += (~torch.isfinite(x)).any()
             with plan.autocast():
                 logits = model(x)
                 if tta:
                     logits = (logits + model(x.flip(-1))) / 2
+            if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[1] < 1:
+                shape = (
+                    f"shape {tuple(logits.shape)}"
+                    if isinstance(logits, torch.Tensor)
+                    else f"a {type(logits).__name__}"
+                )
+                raise ValueError(
+                    f"the model must return (B, num_classes) logits with num_classes >= 1; it "
+                    f"returned {shape} for a batch of shape {tuple(x.shape)}."
+                )
+            k = logits.shape[1]
+            if confusion is None or y.device.type == "cpu":
+                check_labels(y, k, "evaluation")
             logits = logits.float()  # (B, K)
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             pred = logits.argmax(dim=1)
-            k = logits.shape[1]
             if confusion is None:
                 confusion = torch.zeros(k, k, dtype=torch.int64, device=plan.device)
             confusion += torch.bincount(y * k + pred, minlength=k * k).view(k, k)
+            top5 += (logits.topk(min(5, k), dim=1).indices == y[:, None]).any(dim=1).sum()
             predictions.append(pred)
             targets.append(y)
     finally:
         model.train(was_training)
     if confusion is None:
         raise ValueError("the evaluation data is empty.")
-    return loss_sum, confusion, torch.cat(predictions), torch.cat(targets)
+    return EvalSums(
+        loss_sum, confusion, top5, torch.cat(predictions), torch.cat(targets), nonfinite
+    )
+
+
+def reduce_sums(sums: EvalSums, ctx: DistContext) -> EvalSums:
+    """The sums of all processes, each holding a round-robin shard of the data.
+
+    Counts are summed; predictions and targets are gathered back into the data's order.
+    The identity in a single-process run.
+    """
+    if not ctx.enabled:
+        return sums
+    confusion = all_reduce_sum(sums.confusion.clone(), ctx)
+    size = int(confusion.sum())
+    nonfinite = sums.nonfinite_batches
+    return EvalSums(
+        loss_sum=all_reduce_sum(sums.loss_sum.clone(), ctx),
+        confusion=confusion,
+        top5_correct=all_reduce_sum(sums.top5_correct.clone(), ctx),
+        predictions=all_gather_shards(sums.predictions, size, ctx),
+        targets=all_gather_shards(sums.targets, size, ctx),
+        nonfinite_batches=None if nonfinite is None else all_reduce_sum(nonfinite.clone(), ctx),
+    )
 
 
 def evaluate(
@@ -72,6 +159,11 @@ def evaluate(
 ) -> EvalResult:
     """Measure a classifier on ``data``.
 
+    Under ``torchrun``, once a process group is up (``fit`` leaves one, or your own
+    ``torch.distributed.init_process_group``), each process evaluates every
+    ``world_size``-th image and the counts are summed over the processes: every rank
+    returns the same result, which counts each image exactly once.
+
     Args:
         model: The classifier (moved to the evaluation device).
         data: An :class:`~visionblocks.data.ImageDataset`, an ``(images, labels)`` pair,
@@ -80,20 +172,35 @@ def evaluate(
         tta: Test-time augmentation: average the logits of each image and its mirror.
         device: ``"auto"`` (CUDA > MPS > CPU) or a device.
         precision: ``"auto"``, ``"bf16"``, ``"fp16"`` or ``"fp32"``.
-        stats: ``(mean, std)`` to normalize in-memory images with. Default: what
-            :func:`~visionblocks.train.fit` trained the model with, else the data's own.
+        stats: ``(mean, std)`` to normalize in-memory images with (finite, std > 0, one
+            value per channel). Default: what :func:`~visionblocks.train.fit` trained the
+            model with, else the data's own.
 
     Returns:
         An :class:`EvalResult` with accuracy, loss, per-class accuracy and the confusion matrix.
+
+    Raises:
+        ValueError: Before evaluating: empty data, NaN or out-of-range float images,
+            labels outside the model's classes, bad ``stats``, ``batch_size`` or
+            ``device``. While evaluating: a model output that is not ``(B, num_classes)``
+            logits, NaN images in streamed data, or NaN logits.
 
     Example:
         >>> import visionblocks as vb
         >>> test = vb.load_dataset("sample", split="test")
         >>> result = evaluate(vb.simple_cnn(in_channels=1, image_size=28), test, precision="fp32")
-        >>> result.confusion.shape, 0.0 <= result.accuracy <= 1.0
+        >>> result.confusion.shape, int(result.confusion.sum()) == len(test)
         (torch.Size([10, 10]), True)
     """
-    plan = resolve_plan(device, precision)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    check_data(data, "evaluation data")
+    if stats is not None:
+        if not isinstance(stats, tuple | list) or len(stats) != 2:
+            raise TypeError(f"stats must be a (mean, std) pair; got {stats!r}.")
+        channels = describe_data(data).in_channels if is_in_memory(data) else None
+        stats = check_stats(stats[0], stats[1], channels)
+    plan, ctx = place_eval(device, precision)  # under DDP: this rank's shard, then reduced
     plan.prepare(model)
     batches = make_batches(
         data,
@@ -102,18 +209,34 @@ def evaluate(
         device=plan.device,
         channels_last=plan.channels_last,
         stats=stats or model_stats(model) or stats_of(data),
+        rank=ctx.rank,
+        world_size=ctx.world_size,
     )
-    loss_sum, confusion, predictions, targets = run_eval(model, batches, plan, tta=tta)
-    confusion = confusion.cpu()
-    per_class_total = confusion.sum(dim=1)
-    per_class = (confusion.diagonal().double() / per_class_total.double()).tolist()
-    total = int(per_class_total.sum())
+    labels = labels_of(data)
+    num_classes = getattr(model, "num_classes", None)
+    if labels is not None and isinstance(num_classes, int):
+        check_labels(labels, num_classes, "evaluation")
+    sums = run_eval(model, batches, plan, tta=tta, check_inputs=not is_in_memory(data))
+    sums = reduce_sums(sums, ctx)
+    if sums.nonfinite_batches is not None and int(sums.nonfinite_batches) > 0:
+        raise ValueError(
+            f"evaluation data images contain NaN or infinite values (in "
+            f"{int(sums.nonfinite_batches)} of {len(batches)} batches); clean them first."
+        )
+    if not torch.isfinite(sums.loss_sum):
+        raise ValueError(
+            f"the model returned NaN or infinite logits on the evaluation data (loss "
+            f"{float(sums.loss_sum)}): its weights are not finite, or it overflows at "
+            f"precision={precision!r}; check the weights or pass precision='fp32'."
+        )
+    confusion = sums.confusion.cpu()
+    total = int(confusion.sum())
     return EvalResult(
         accuracy=float(confusion.diagonal().sum()) / total,
-        loss=float(loss_sum) / total,
-        per_class_accuracy=per_class,
+        loss=float(sums.loss_sum) / total,
         confusion=confusion,
-        predictions=predictions.cpu(),
-        targets=targets.cpu(),
+        predictions=sums.predictions.cpu(),
+        targets=sums.targets.cpu(),
         classes=list(getattr(data, "classes", [])) or None,
+        top5_accuracy=float(sums.top5_correct) / total if confusion.shape[0] >= 5 else None,
     )

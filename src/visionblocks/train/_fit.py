@@ -1,85 +1,48 @@
-"""``fit``: the training loop, with device/precision, callbacks, checkpoints, resume and DDP."""
+"""``fit``: train a classifier, with device/precision, callbacks, checkpoints, resume and DDP.
+
+``fit`` reads as the paragraph a person would write about training: check the
+arguments, place the run on a device (and in a process group), wrap the data in
+batches, check that model and data fit, set up optimization, restore a saved run
+if asked, then run epochs, checkpointing after each. The chores live in the
+modules it calls: ``_checks``, ``_distributed``, ``_data``, ``_optim``, ``_loss``,
+``_ema``, ``_checkpoint``, ``_seeding``, ``_state`` and ``_epoch``.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
-import random
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from visionblocks.data import CutMix, MixUp
-from visionblocks.data._batch_augment import BatchAugmentFn
-from visionblocks.data._loader import epoch_seed
+from visionblocks.data import BatchAugmentFn, DataLike, labels_of, stats_of
 from visionblocks.train._callbacks import Callback
-from visionblocks.train._checkpoint import atomic_save, load_state, unwrap
-from visionblocks.train._data import Batches, DataLike, make_batches, stats_of
-from visionblocks.train._device import ExecutionPlan, resolve_plan
-from visionblocks.train._distributed import DistContext, all_reduce_sum, setup_distributed
-from visionblocks.train._evaluate import STATS_ATTR, run_eval
+from visionblocks.train._checkpoint import (
+    read_training_state,
+    restore_training_state,
+    save_training_state,
+)
+from visionblocks.train._checks import check_data, check_fit_arguments, check_model_fits_data
+from visionblocks.train._data import make_batches
+from visionblocks.train._defaults import FIT_DEFAULTS
+from visionblocks.train._distributed import convert_sync_batchnorm, place_run, wrap_model
+from visionblocks.train._ema import apply_average, make_ema
+from visionblocks.train._epoch import make_mixers, run_epoch
+from visionblocks.train._evaluate import STATS_ATTR
 from visionblocks.train._history import History
+from visionblocks.train._loss import Criterion, make_criterion
 from visionblocks.train._optim import default_lr, make_optimizer, make_schedule
-from visionblocks.train._validate import check_fit_arguments, check_model_fits_data
+from visionblocks.train._seeding import fresh_seed, seed_everything
+from visionblocks.train._state import RunState
 
-__all__ = ["Trainer", "TrainingDivergedError", "fit"]
+__all__ = ["LAST_CHECKPOINT", "fit"]
 
 LAST_CHECKPOINT = "last.pt"
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite."""
-
-
-class Trainer:
-    """The state of a running :func:`fit`, as callbacks see it.
-
-    Attributes:
-        model: The model being trained (unwrapped from DDP/compile).
-        optimizer: The optimizer.
-        plan: Device, precision and memory format in use.
-        history: Metrics of the completed epochs.
-        epoch: The current epoch (1-based).
-        step: Optimizer steps taken so far.
-        should_stop: Set to ``True`` to stop after the current epoch.
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        plan: ExecutionPlan,
-        dist: DistContext,
-        history: History,
-        *,
-        progress: bool,
-    ) -> None:
-        self.model = model
-        self.optimizer = optimizer
-        self.plan = plan
-        self.dist = dist
-        self.history = history
-        self.progress = progress and dist.is_main
-        self.epoch = 0
-        self.step = 0
-        self.should_stop = False
-
-    @property
-    def is_main_process(self) -> bool:
-        """Whether this process prints and writes files (rank 0)."""
-        return self.dist.is_main
-
-    def log(self, message: str) -> None:
-        """Print a line from the main process, without breaking a progress bar."""
-        if self.progress:
-            tqdm.write(message)
+"""The file ``fit(checkpoint_dir=...)`` writes after every epoch."""
+D = FIT_DEFAULTS
 
 
 def fit(
@@ -88,26 +51,31 @@ def fit(
     val: DataLike | None = None,
     *,
     epochs: int,
-    batch_size: int = 128,
-    optimizer: str | torch.optim.Optimizer = "sgd",
+    batch_size: int = D.batch_size,
+    optimizer: str | torch.optim.Optimizer = D.optimizer,
     lr: float | None = None,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    schedule: str | None = "onecycle",
-    warmup: float = 0.2,
-    label_smoothing: float = 0.1,
+    momentum: float = D.momentum,
+    weight_decay: float = D.weight_decay,
+    schedule: str | None = D.schedule,
+    warmup: float = D.warmup,
+    label_smoothing: float = D.label_smoothing,
+    loss: Criterion | None = None,
+    class_weight: str | torch.Tensor | None = None,
     mixup: float = 0.0,
     cutmix: float = 0.0,
-    augment: str | BatchAugmentFn | None = "standard",
+    augment: str | BatchAugmentFn | None = D.augment,
     val_tta: bool = False,
+    ema: float | None = None,
+    accumulate: int = 1,
     grad_clip: float | None = None,
     param_groups: Iterable[dict[str, Any]] | None = None,
     device: str | torch.device = "auto",
     precision: str = "auto",
     channels_last: bool | Literal["auto"] = "auto",
     compile: bool = False,
+    sync_batchnorm: bool = False,
     callbacks: Sequence[Callback] = (),
-    progress: bool = True,
+    progress: bool | Literal["lines"] = True,
     seed: int | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: str | Path | bool | None = None,
@@ -132,13 +100,24 @@ def fit(
         weight_decay: L2 penalty on weights (not on biases and norm scales).
         schedule: ``"onecycle"``, ``"cosine"``, ``"step"``, ``"plateau"`` or ``None``.
         warmup: Fraction of the run spent warming up (one-cycle and cosine).
-        label_smoothing: Cross-entropy label smoothing.
+        label_smoothing: Cross-entropy label smoothing (of the built-in loss).
+        loss: A criterion ``loss(logits, targets)`` to minimize instead of the built-in
+            label-smoothed cross-entropy; it gets float32 ``(B, K)`` logits and class
+            indices ``(B,)`` (class probabilities ``(B, K)`` with MixUp/CutMix).
+        class_weight: Per-class weights of the built-in cross-entropy for imbalanced data:
+            ``"balanced"`` (``n / (K * n_c)``, from the training labels) or a ``(K,)`` tensor.
         mixup: MixUp Beta(alpha, alpha) parameter; 0 disables it.
         cutmix: CutMix Beta(alpha, alpha) parameter; 0 disables it.
         augment: Augmentation preset for in-memory data (see
             :func:`~visionblocks.data.augmentation`), a batch-augment callable, or ``None``.
         val_tta: Validate with flip test-time augmentation (the logits of each image and
             its mirror averaged), as ``evaluate(..., tta=True)`` does.
+        ema: Keep an exponential moving average of the weights with this per-step decay
+            in (0, 1), e.g. 0.99; validation measures the average, checkpoints save it,
+            and at the end the averaged weights are left in ``model``.
+        accumulate: Micro-batches per optimizer step: gradients of ``accumulate``
+            batches of ``batch_size`` are summed before each step (the effective batch is
+            ``accumulate * batch_size``; ``lr``'s default scales with it).
         grad_clip: Clip the global gradient norm to this value.
         param_groups: Optimizer parameter groups (e.g. :func:`~visionblocks.transfer.param_groups`
             for discriminative learning rates); each group's ``lr`` is its peak.
@@ -146,17 +125,27 @@ def fit(
         precision: ``"auto"``, ``"bf16"``, ``"fp16"`` or ``"fp32"``.
         channels_last: ``"auto"``, ``True`` or ``False``.
         compile: Run the model through ``torch.compile``.
+        sync_batchnorm: Under DDP, compute BatchNorm statistics over all processes'
+            batches (``nn.SyncBatchNorm``); a no-op in a single process.
         callbacks: :class:`Callback` objects.
-        progress: Show progress bars and a line per epoch.
-        seed: Seed for initialization order, shuffling and augmentation; ``None`` picks one
-            (saved in checkpoints, so a resumed run continues the same stream).
-        checkpoint_dir: Write ``last.pt`` there after every epoch and on Ctrl-C (atomically).
+        progress: ``True``: progress bars, the run's plan and a line per epoch;
+            ``"lines"``: the lines without bars (for logs); ``False``: quiet, except a
+            line when the run is interrupted.
+        seed: Seed of everything random inside ``fit``: the order of the data,
+            augmentation, MixUp/CutMix and dropout; ``None`` picks one (saved in
+            checkpoints, so a resumed run continues the same streams). It does not cover
+            the model's initial weights, which exist before ``fit`` is called: call
+            :func:`~visionblocks.train.seed_everything` before building the model for that.
+        checkpoint_dir: Write ``last.pt`` there (atomically) after every completed epoch.
+            A run interrupted mid-epoch keeps the checkpoint of the last completed epoch.
         resume: A checkpoint written by ``fit`` (or ``True``: ``checkpoint_dir/last.pt``) to
-            continue from; with the same arguments and a fixed seed on the CPU the result
-            equals the uninterrupted run.
+            continue from; with the same arguments the run replays from the start of the
+            first epoch it had not completed, and on the CPU in fp32 ends with exactly the
+            weights of the uninterrupted run.
 
     Returns:
-        The :class:`History` of the run (``history.interrupted`` after Ctrl-C).
+        The :class:`History` of the run (``history.interrupted`` after Ctrl-C, with the
+        epochs completed before it).
 
     Raises:
         ValueError: A bad argument, or model and data that do not fit together
@@ -174,23 +163,15 @@ def fit(
     check_fit_arguments(
         epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
         warmup=warmup, label_smoothing=label_smoothing, mixup=mixup, cutmix=cutmix,
-        grad_clip=grad_clip,
+        grad_clip=grad_clip, ema=ema, accumulate=accumulate,
     )  # fmt: skip
-    plan = resolve_plan(device, precision, channels_last)
-    dist = setup_distributed(plan.device.type)
-    if dist.enabled and plan.device.type == "cuda":
-        plan = dataclasses.replace(plan, device=torch.device("cuda", dist.local_rank))
-    if resume is True:
-        if checkpoint_dir is None:
-            raise ValueError("resume=True reads checkpoint_dir/last.pt: pass checkpoint_dir too.")
-        resume = Path(checkpoint_dir) / LAST_CHECKPOINT
-    state = _read_training_state(Path(resume)) if resume else None
-    if state is not None:
-        seed = int(state["seed"])
-    elif seed is None:
-        seed = int.from_bytes(os.urandom(4), "little") >> 1
-    torch.manual_seed(seed)
-    random.seed(seed)
+    check_data(train, "training data")
+    if val is not None:
+        check_data(val, "validation data")
+    plan, dist = place_run(device, precision, channels_last)
+    saved = read_training_state(_resume_path(resume, checkpoint_dir)) if resume else None
+    seed = int(saved["seed"]) if saved is not None else fresh_seed() if seed is None else seed
+    seed_everything(seed)
 
     stats = stats_of(train)
     train_batches = make_batches(
@@ -205,227 +186,87 @@ def fit(
             channels_last=plan.channels_last, stats=stats or stats_of(val), rank=dist.rank,
             world_size=dist.world_size,
         )  # fmt: skip
-    num_classes = check_model_fits_data(model, train, train_batches)
+    num_classes = check_model_fits_data(model, train, train_batches, val=val)
+    notes: list[str] = []
+    if sync_batchnorm:
+        model, note = convert_sync_batchnorm(model, dist)
+        notes += [note] if note else []
     plan.prepare(model)
 
     name = optimizer.lower() if isinstance(optimizer, str) else "custom"
     opt = make_optimizer(
-        optimizer, model, lr=lr if lr is not None else default_lr(name, batch_size),
-        momentum=momentum, weight_decay=weight_decay, param_groups=param_groups,
+        optimizer, model, momentum=momentum, weight_decay=weight_decay, param_groups=param_groups,
+        lr=lr if lr is not None else default_lr(name, batch_size * accumulate),
     )  # fmt: skip
-    steps_per_epoch = len(train_batches)
+    steps_per_epoch = math.ceil(len(train_batches) / accumulate)
     sched = make_schedule(schedule, opt, total_steps=epochs * steps_per_epoch, warmup=warmup)
     scaler = torch.amp.GradScaler(plan.device.type, enabled=plan.needs_grad_scaler)
-    history = History()
-    start_epoch = 0
-    if state is not None:
-        load_state(model, state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if sched is not None and state.get("schedule") is not None:
-            sched.load_state_dict(state["schedule"])
-        scaler.load_state_dict(state["scaler"])
-        history = History.from_state_dict(state["history"])
-        start_epoch = int(state["epoch"])
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
-
-    net: nn.Module = torch.compile(model) if compile else model  # type: ignore[assignment]
-    if dist.enabled:
-        ids = [plan.device.index] if plan.device.type == "cuda" else None
-        net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
-    mixers: list[MixUp | CutMix] = []
-    if mixup > 0:
-        mixers.append(MixUp(mixup))
-    if cutmix > 0:
-        mixers.append(CutMix(cutmix))
-
-    trainer = Trainer(model, opt, plan, dist, history, progress=progress)
-    trainer.step = start_epoch * steps_per_epoch
+    run = RunState(
+        model, opt, sched, scaler, plan, dist,
+        callbacks=callbacks, seed=seed, num_classes=num_classes, progress=progress,
+        ema=make_ema(model, ema) if ema is not None else None,
+    )  # fmt: skip
+    if saved is not None:
+        restore_training_state(run, saved)
+    run.net = wrap_model(model, plan, dist, compile=compile)
+    criterion = make_criterion(
+        loss, label_smoothing=label_smoothing, class_weight=class_weight,
+        labels=labels_of(train), num_classes=num_classes, device=plan.device,
+    )  # fmt: skip
     n_params = sum(p.numel() for p in model.parameters())
-    trainer.log(
+    run.log(
         f"fit: {type(model).__name__} ({n_params:,} parameters) on {plan.describe()}; "
-        f"{epochs} epochs x {steps_per_epoch} steps of {batch_size}; seed {seed}"
+        f"{epochs} epochs x {steps_per_epoch} steps of {batch_size * accumulate}; seed {seed}"
     )
-    for cb in callbacks:
-        cb.on_fit_start(trainer)
-
-    def save_state(completed: int, *, interrupted: bool = False) -> Path | None:
-        if checkpoint_dir is None or not dist.is_main:
-            return None
-        return atomic_save(
-            {
-                "format": "visionblocks-checkpoint", "version": 1,
-                "model": unwrap(model).state_dict(), "model_name": None, "model_kwargs": {},
-                "optimizer": opt.state_dict(),
-                "schedule": sched.state_dict() if sched is not None else None,
-                "scaler": scaler.state_dict(), "history": history.state_dict(), "epoch": completed,
-                "seed": seed, "stats": [list(s) for s in stats] if stats else None,
-                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-                "interrupted": interrupted,
-            },
-            Path(checkpoint_dir) / LAST_CHECKPOINT,
-        )  # fmt: skip
-
-    completed = start_epoch
+    for note in notes:
+        run.log(note)
+    checkpoint = Path(checkpoint_dir) / LAST_CHECKPOINT if checkpoint_dir is not None else None
+    saved_epoch = run.epoch if saved is not None else None
+    run.emit("on_fit_start")
     try:
-        for epoch in range(start_epoch + 1, epochs + 1):
-            trainer.epoch = epoch
-            for cb in callbacks:
-                cb.on_epoch_start(trainer, epoch)
-            mix_gen = torch.Generator().manual_seed(epoch_seed(seed, epoch, 2))
-            started = time.perf_counter()
-            metrics = _train_epoch(
-                trainer, net, train_batches, sched, scaler, mixers, mix_gen, num_classes,
-                label_smoothing=label_smoothing, grad_clip=grad_clip, callbacks=callbacks,
-                total_epochs=epochs,
+        while run.epoch < epochs and not run.should_stop:
+            run.epoch += 1
+            run_epoch(
+                run, train_batches, val_batches, epochs=epochs, criterion=criterion,
+                mixers=make_mixers(mixup, cutmix), accumulate=accumulate, grad_clip=grad_clip,
+                val_tta=val_tta,
             )  # fmt: skip
-            train_seconds = time.perf_counter() - started
-            for cb in callbacks:
-                cb.on_validation_start(trainer, epoch)
-            if val_batches is not None:
-                metrics.update(_validate(net, val_batches, plan, dist, tta=val_tta))
-            for cb in callbacks:
-                cb.on_validation_end(trainer, epoch, metrics)
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(metrics.get("val_loss", metrics["train_loss"]))
-            metrics.update(
-                epoch=epoch,
-                lr=opt.param_groups[0]["lr"],
-                seconds=time.perf_counter() - started,
-                images_per_second=metrics.pop("_images") / train_seconds,
-            )
-            history.append(metrics)
-            completed = epoch
-            trainer.log(_epoch_line(metrics, epochs))
-            for cb in callbacks:
-                cb.on_epoch_end(trainer, epoch, metrics)
-            save_state(epoch)
-            if trainer.should_stop:
-                break
-    except KeyboardInterrupt:
-        history.interrupted = True
-        path = save_state(completed, interrupted=True)
-        where = f"; checkpoint {path} (continue with resume=True)" if path else ""
-        trainer.log(f"interrupted during epoch {completed + 1}: returning the history{where}")
+            if checkpoint is not None and dist.is_main:
+                save_training_state(checkpoint, run, stats=stats)
+                saved_epoch = run.epoch
+    except BaseException as err:
+        run.emit("on_exception", err)
+        if not isinstance(err, KeyboardInterrupt):
+            raise
+        run.history.interrupted = True
+        _log_interruption(run, checkpoint, saved_epoch)
     finally:
-        for cb in callbacks:
-            cb.on_fit_end(trainer)
+        run.emit("on_fit_end")
         dist.close()
+    if run.ema is not None:
+        apply_average(run.ema, model)
     if stats is not None:
         setattr(model, STATS_ATTR, stats)
-    return history
+    return run.history
 
 
-def _train_epoch(
-    trainer: Trainer,
-    net: nn.Module,
-    batches: Batches,
-    sched: Any,
-    scaler: torch.amp.GradScaler,
-    mixers: list[MixUp | CutMix],
-    mix_gen: torch.Generator,
-    num_classes: int,
-    *,
-    label_smoothing: float,
-    grad_clip: float | None,
-    callbacks: Sequence[Callback],
-    total_epochs: int,
-) -> dict[str, float]:
-    """One pass over the training data; returns train_loss, train_acc and the image count."""
-    plan, opt, epoch = trainer.plan, trainer.optimizer, trainer.epoch
-    per_step = sched is not None and not isinstance(
-        sched, torch.optim.lr_scheduler.ReduceLROnPlateau
+def _resume_path(resume: str | Path | bool, checkpoint_dir: str | Path | None) -> Path:
+    if resume is not True:
+        return Path(resume)  # type: ignore[arg-type]
+    if checkpoint_dir is None:
+        raise ValueError("resume=True reads checkpoint_dir/last.pt: pass checkpoint_dir too.")
+    return Path(checkpoint_dir) / LAST_CHECKPOINT
+
+
+def _log_interruption(run: RunState, checkpoint: Path | None, saved_epoch: int | None) -> None:
+    done = len(run.history)
+    where = (
+        f"; {checkpoint} holds epoch {saved_epoch}: resume=True continues from there"
+        if checkpoint is not None and saved_epoch
+        else ""
     )
-    # The loss is checked for NaN every step on the CPU (free) but only every 25 steps on
-    # accelerators, where reading it back would stall the queue of launched kernels.
-    check_every = 1 if plan.device.type == "cpu" else 25
-    batches.set_epoch(epoch)
-    net.train()
-    loss_sum = torch.zeros((), device=plan.device)
-    correct = torch.zeros((), dtype=torch.int64, device=plan.device)
-    seen = 0
-    bar = tqdm(
-        batches, desc=f"epoch {epoch}/{total_epochs}", leave=False, disable=not trainer.progress,
-        unit="batch", dynamic_ncols=True,
-    )  # fmt: skip
-    for i, (x, y) in enumerate(bar):
-        target: torch.Tensor = y
-        if mixers:
-            mixer = mixers[int(torch.randint(len(mixers), (1,), generator=mix_gen))]
-            x, target = mixer(x, y, num_classes, generator=mix_gen)
-        with plan.autocast():
-            logits = net(x)
-        loss = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-        for cb in callbacks:
-            cb.on_after_backward(trainer, trainer.step)
-        if grad_clip is not None:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(trainer.model.parameters(), grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        if per_step:
-            sched.step()
-        trainer.step += 1
-        for cb in callbacks:
-            cb.on_step_end(trainer, trainer.step)
-        loss_sum += loss.detach() * len(y)
-        correct += (logits.argmax(dim=1) == y).sum()
-        seen += len(y)
-        if i % check_every == 0 and not math.isfinite(loss.item()):
-            raise TrainingDivergedError(
-                f"the training loss became {loss.item()} at step {trainer.step} (epoch {epoch}, "
-                f"batch {i + 1}) with lr {opt.param_groups[0]['lr']:.3g}. Likely causes: a "
-                f"learning rate too high (try lr / 10 or grad_clip=1.0), or inputs/labels "
-                f"containing NaN. No checkpoint was written for this epoch."
-            )
-        if trainer.progress and i % 20 == 0:
-            bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}")
-    totals = all_reduce_sum(
-        torch.stack(
-            [loss_sum.float(), correct.float(), torch.tensor(float(seen), device=plan.device)]
-        ),
-        trainer.dist,
-    ).tolist()
-    return {
-        "train_loss": totals[0] / totals[2],
-        "train_acc": totals[1] / totals[2],
-        "_images": totals[2],
-    }
-
-
-def _validate(
-    net: nn.Module, batches: Batches, plan: ExecutionPlan, dist: DistContext, *, tta: bool
-) -> dict[str, float]:
-    loss_sum, confusion, _, _ = run_eval(net, batches, plan, tta=tta)
-    totals = all_reduce_sum(
-        torch.stack(
-            [loss_sum.float(), confusion.diagonal().sum().float(), confusion.sum().float()]
-        ),
-        dist,
-    ).tolist()
-    return {"val_loss": totals[0] / totals[2], "val_acc": totals[1] / totals[2]}
-
-
-def _epoch_line(metrics: dict[str, float], epochs: int) -> str:
-    line = (
-        f"epoch {int(metrics['epoch']):>3}/{epochs}  train loss {metrics['train_loss']:.4f} "
-        f"acc {metrics['train_acc']:.2%}"
+    run.log(
+        f"interrupted during epoch {run.epoch}: returning the history of {done} completed "
+        f"epochs{where}",
+        always=True,
     )
-    if "val_acc" in metrics:
-        line += f"  val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.2%}"
-    return line + f"  {metrics['seconds']:.1f}s ({metrics['images_per_second']:.0f} img/s)"
-
-
-def _read_training_state(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"resume={str(path)!r}: no such checkpoint.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    missing = {"optimizer", "epoch", "seed", "rng", "history"} - set(state)
-    if missing:
-        raise ValueError(
-            f"{str(path)!r} is a model checkpoint, not a training state (missing "
-            f"{sorted(missing)}); load it with load_checkpoint() and start a new fit()."
-        )
-    return state  # type: ignore[no-any-return]

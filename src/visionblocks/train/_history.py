@@ -118,29 +118,87 @@ class History:
 class EvalResult:
     """Metrics of :func:`~visionblocks.train.evaluate` on one dataset.
 
+    Per-class precision, recall and F1 are computed from the confusion matrix as
+    scikit-learn's ``precision_recall_fscore_support`` does (0 where undefined).
+
     Attributes:
         accuracy: Top-1 accuracy, a fraction in [0, 1].
         loss: Mean cross-entropy.
-        per_class_accuracy: Accuracy of each true class (NaN for classes not present).
         confusion: ``(K, K)`` counts; rows are true classes, columns predictions.
         predictions: ``(N,)`` predicted class of every example.
         targets: ``(N,)`` true class of every example.
         classes: Class names when the data has them.
+        top5_accuracy: Fraction of examples whose class is among the 5 highest scores;
+            ``None`` with fewer than 5 classes (where it would always be 1).
+
+    Example:
+        >>> confusion = torch.tensor([[3, 1], [0, 2]])
+        >>> r = EvalResult(0.833, 0.4, confusion, torch.zeros(6), torch.zeros(6))
+        >>> r.recall, r.precision, round(r.macro_f1, 4)
+        ([0.75, 1.0], [1.0, 0.6666666666666666], 0.8286)
     """
 
     accuracy: float
     loss: float
-    per_class_accuracy: list[float]
     confusion: torch.Tensor
     predictions: torch.Tensor
     targets: torch.Tensor
     classes: list[str] | None = None
+    top5_accuracy: float | None = None
+
+    @property
+    def support(self) -> list[int]:
+        """Examples of each true class."""
+        return [int(v) for v in self.confusion.sum(dim=1)]
+
+    @property
+    def per_class_accuracy(self) -> list[float]:
+        """Accuracy on each true class (its recall; NaN for classes not present)."""
+        c = self.confusion.double()
+        return (c.diagonal() / c.sum(dim=1)).tolist()
+
+    @property
+    def recall(self) -> list[float]:
+        """Per class: correct / examples of the class (0 for classes not present)."""
+        return _ratio(self.confusion.diagonal(), self.confusion.sum(dim=1))
+
+    @property
+    def precision(self) -> list[float]:
+        """Per class: correct / examples predicted as the class (0 if never predicted)."""
+        return _ratio(self.confusion.diagonal(), self.confusion.sum(dim=0))
+
+    @property
+    def f1(self) -> list[float]:
+        """Per class: harmonic mean of precision and recall (0 where both are 0)."""
+        return [
+            2 * p * r / (p + r) if p + r > 0 else 0.0
+            for p, r in zip(self.precision, self.recall, strict=True)
+        ]
+
+    @property
+    def macro_f1(self) -> float:
+        """Unweighted mean of the per-class F1 scores."""
+        return sum(self.f1) / len(self.f1)
 
     def __str__(self) -> str:
-        names = self.classes or [str(i) for i in range(len(self.per_class_accuracy))]
-        width = max(len(n) for n in names)
-        rows = [f"accuracy {self.accuracy:.2%}  loss {self.loss:.4f}"]
-        rows += [
-            f"  {n:<{width}}  {a:7.2%}" for n, a in zip(names, self.per_class_accuracy, strict=True)
+        names = self.classes or [str(i) for i in range(self.confusion.shape[0])]
+        width = max(max(len(n) for n in names), 5)
+        top5 = f"  top-5 {self.top5_accuracy:.2%}" if self.top5_accuracy is not None else ""
+        rows = [
+            f"accuracy {self.accuracy:.2%}{top5}  macro F1 {self.macro_f1:.4f}  "
+            f"loss {self.loss:.4f}",
+            f"  {'class':<{width}}  {'acc':>7}  {'prec':>7}  {'recall':>7}  {'F1':>7}  {'n':>6}",
         ]
+        rows += [
+            f"  {n:<{width}}  {a:7.2%}  {p:7.2%}  {r:7.2%}  {f:7.4f}  {s:6d}"
+            for n, a, p, r, f, s in zip(
+                names, self.per_class_accuracy, self.precision, self.recall, self.f1,
+                self.support, strict=True,
+            )
+        ]  # fmt: skip
         return "\n".join(rows)
+
+
+def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> list[float]:
+    num, den = numerator.double(), denominator.double()
+    return torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num)).tolist()

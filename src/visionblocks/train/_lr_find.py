@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visionblocks.train._data import DataLike, make_batches
+from visionblocks.data import DataLike
+from visionblocks.train._checks import check_data
+from visionblocks.train._data import make_batches
 from visionblocks.train._device import resolve_plan
 from visionblocks.train._optim import make_optimizer
 
@@ -97,6 +99,7 @@ def lr_find(
         raise ValueError(f"need 0 < start_lr < end_lr; got {start_lr} and {end_lr}.")
     if num_steps < 2:
         raise ValueError(f"num_steps must be >= 2; got {num_steps}.")
+    check_data(train, "training data")
     plan = resolve_plan(device, precision)
     saved = copy.deepcopy(model.state_dict())
     plan.prepare(model)

@@ -1,7 +1,8 @@
 """Load pretrained weights from a local file into a model, with clear errors for mismatches.
 
-Files are read with ``torch.load(..., weights_only=True)``: a checkpoint is data,
-and unpickling arbitrary objects from a downloaded file can run arbitrary code.
+Files are read by :func:`visionblocks.train.read_torch_file` (``weights_only=True``): a
+checkpoint is data, and unpickling arbitrary objects from a downloaded file can run
+arbitrary code.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from visionblocks.train import read_torch_file, strip_wrapper_prefixes
 from visionblocks.transfer._heads import get_head
 
 __all__ = ["LoadReport", "load_weights", "read_checkpoint", "state_dict_of"]
 
 _WeightsSource = str | os.PathLike[str] | Mapping[str, Any]
 
-# Wrappers that prefix every key: DistributedDataParallel and torch.compile.
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _SHOWN = 20  # keys listed in an error message before "... and N more"
 
 
@@ -76,15 +76,16 @@ def read_checkpoint(path: str | os.PathLike[str], *, sha256: str | None = None) 
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: The hash does not match.
+        ValueError: The hash does not match, or the file cannot be read (a
+            :class:`~visionblocks.train.CheckpointError` naming the file).
         TypeError: The file does not hold a dict.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"weights file {str(path)!r} does not exist.")
-    if sha256 is not None:
+    if sha256 is not None and path.is_file():
         _check_sha256(path, sha256)
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    loaded = read_torch_file(path)
     if not isinstance(loaded, dict):
         raise TypeError(f"{path} holds a {type(loaded).__name__}, not a state dict or checkpoint.")
     return loaded
@@ -103,11 +104,7 @@ def state_dict_of(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
             f"not a state dict: the values of {bad[:5]} are not tensors. Pass a state dict, or a "
             f"checkpoint holding one under 'model' or 'state_dict'."
         )
-    state = dict(checkpoint)
-    for prefix in _WRAPPER_PREFIXES:
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
-    return state
+    return strip_wrapper_prefixes(checkpoint)
 
 
 def _listing(keys: list[str]) -> str:
