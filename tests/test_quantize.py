@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
 from torch.ao.nn import quantized as nnq
 from torch.ao.nn.intrinsic import quantized as nniq
+from torch.ao.quantization import quantize_fx
 
+import visionblocks  # noqa: F401  (imports every subpackage, so every builder is registered)
 from visionblocks.models import (
+    Classifier,
+    create_model,
     densenet_cifar,
+    fast_cnn,
+    list_models,
     mobilenetv2_cifar,
     resnet_cifar,
     simple_cnn,
@@ -38,16 +46,18 @@ def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize(
     ("builder", "tolerance"),
     [
-        # Measured relative errors (seed 0): 0.042, 0.017, 0.067, 0.051, 0.37.
-        (lambda: resnet_cifar(20), 0.08),
+        # Measured relative errors (seed 0): 0.042, 0.017, 0.067, 0.051, 0.37, 0.13.
+        (lambda: resnet_cifar(depth=20), 0.08),
         (lambda: simple_cnn(), 0.05),
-        (lambda: vgg_cifar(11), 0.1),
+        (lambda: vgg_cifar(depth=11), 0.1),
         # Concatenated features share one INT8 scale, so DenseNet loses more.
         (lambda: densenet_cifar(depth=40), 0.1),
         # MobileNetV2 is the known hard case for per-tensor activation ranges (Nagel et al. 2019,
         # https://arxiv.org/abs/1906.04721); a broken conversion gives ~1.0. Its accuracy after
         # INT8 on real data is in examples/compare_architectures.py.
         (lambda: mobilenetv2_cifar(width_mult=0.5), 0.5),
+        # Its GELUs run in float between a dequantize and a quantize.
+        (lambda: fast_cnn(widths=(16, 32, 32)), 0.2),
     ],
 )
 def test_int8_logits_follow_the_float_model(builder: type[nn.Module], tolerance: float) -> None:
@@ -61,7 +71,7 @@ def test_int8_logits_follow_the_float_model(builder: type[nn.Module], tolerance:
 
 
 def test_convs_are_fused_and_quantized_and_the_original_is_untouched() -> None:
-    model = resnet_cifar(20).eval()
+    model = resnet_cifar(depth=20).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     int8 = quantize_int8(model, torch.randn(32, 3, 32, 32))
     modules = list(int8.graph_module.modules())
@@ -89,10 +99,10 @@ def test_calibration_accepts_batches_and_pairs() -> None:
 def test_unsupported_layer_is_named() -> None:
     model = nn.Sequential(
         nn.Conv2d(3, 8, 3),
-        nn.Sequential(nn.BatchNorm2d(8), nn.GELU()),
+        nn.Sequential(nn.BatchNorm2d(8), nn.Mish()),
         nn.Flatten(),
     )
-    with pytest.raises(UnsupportedLayerError, match=r"layer '1\.1' \(GELU\)") as info:
+    with pytest.raises(UnsupportedLayerError, match=r"layer '1\.1' \(Mish\)") as info:
         quantize_int8(model, torch.randn(4, 3, 8, 8))
     assert info.value.layer == "1.1"
 
@@ -120,6 +130,93 @@ def test_bad_calibration_data_and_backend() -> None:
         quantize_int8(model, [])
     with pytest.raises(ValueError, match=r"backend 'tpu' is not available"):
         quantize_int8(model, torch.randn(4, 3, 32, 32), backend="tpu")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_quantizes(name: str) -> None:
+    # docs/quantization.rst promises that every registered model quantizes.
+    model = create_model(name).eval()
+    assert isinstance(model, Classifier)
+    c, h, w = model.default_input_size
+    int8 = quantize_int8(model, torch.randn(2, c, h, w), num_batches=1)
+    with torch.no_grad():
+        logits = int8(torch.randn(2, c, h, w))
+    assert logits.shape == (2, model.num_classes)
+    assert bool(torch.isfinite(logits).all())
+    # Not silently left in float: the convs run on INT8 kernels.
+    assert any(isinstance(m, nnq.Conv2d | nniq.ConvReLU2d) for m in int8.graph_module.modules())
+
+
+@pytest.mark.parametrize("activation", [nn.GELU, nn.SiLU])
+def test_activations_without_int8_kernel_run_in_float(activation: type[nn.Module]) -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), activation(), nn.Conv2d(8, 4, 3))
+    x = torch.randn(64, 3, 12, 12)
+    model = _with_trained_bn_statistics(model, x)
+    int8 = quantize_int8(model, x[:48], batch_size=16)
+    modules = dict(int8.graph_module.named_modules())
+    assert type(modules["2"]) is activation  # the float module, between dequantize/quantize
+    assert isinstance(modules["0"], nnq.Conv2d)
+    assert isinstance(modules["3"], nnq.Conv2d)
+    with torch.no_grad():
+        assert _relative_error(int8(x[48:]), model(x[48:])) < 0.05
+
+
+def _tiny_cnn() -> nn.Module:
+    return simple_cnn(image_size=16, widths=(4, 8), hidden=16).eval()
+
+
+def _bad(case: str, error: type[Exception], argument: str, data: Any, **options: Any) -> Any:
+    """One bad call: the exception type it must raise and the argument its message names."""
+    return pytest.param({"calibration_data": data, **options}, error, argument, id=case)
+
+
+_IMAGES = torch.randn(8, 3, 16, 16)
+_ONE_INF = _IMAGES.clone().index_fill_(0, torch.tensor([5]), float("inf"))
+_CAL = "calibration_data"
+_BAD_INPUTS = [
+    _bad("empty-tensor", ValueError, _CAL, torch.randn(0, 3, 16, 16)),
+    _bad("empty-batches", ValueError, _CAL, [torch.randn(0, 3, 16, 16)]),
+    _bad("wrong-channels", ValueError, _CAL, torch.randn(8, 1, 16, 16)),
+    _bad("wrong-channels-pairs", ValueError, _CAL, [(torch.randn(8, 1, 16, 16), torch.zeros(8))]),
+    _bad("wrong-image-size", ValueError, _CAL, torch.randn(8, 3, 24, 24)),
+    _bad("nan", ValueError, _CAL, torch.full((8, 3, 16, 16), float("nan"))),
+    _bad("one-inf-image", ValueError, _CAL, _ONE_INF),
+    _bad("list-of-3d", ValueError, _CAL, [torch.randn(3, 16, 16) for _ in range(4)]),
+    _bad("one-3d-tensor", ValueError, _CAL, torch.randn(3, 16, 16)),
+    _bad("list-of-lists", TypeError, _CAL, [[1.0, 2.0]]),
+    _bad("not-iterable", TypeError, _CAL, 512),
+    _bad("batch-size-0", ValueError, "batch_size", _IMAGES, batch_size=0),
+    _bad("batch-size-float", TypeError, "batch_size", _IMAGES, batch_size=2.5),
+    _bad("num-batches-0", ValueError, "num_batches", _IMAGES, num_batches=0),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "argument"), _BAD_INPUTS)
+def test_bad_input_is_refused_up_front_in_one_line(
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    argument: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def calibration_started(*args: object, **kwargs: object) -> None:
+        raise AssertionError("quantize_int8 started preparing the model before checking its input")
+
+    monkeypatch.setattr(quantize_fx, "prepare_fx", calibration_started)
+    with pytest.raises(error) as info:
+        quantize_int8(_tiny_cnn(), **kwargs)
+    assert type(info.value) is error
+    message = str(info.value)
+    assert argument in message
+    assert "\n" not in message
+    for internal in ("aten", "Traceback", 'File "', "histc", "split_size", "torch/"):
+        assert internal not in message
+
+
+def test_a_bad_later_batch_is_refused_before_it_reaches_the_model() -> None:
+    batches = [torch.randn(8, 3, 16, 16), torch.full((8, 3, 16, 16), float("nan"))]
+    with pytest.raises(ValueError, match=r"^calibration_data batch 1 contains NaN") as info:
+        quantize_int8(_tiny_cnn(), batches)
+    assert "\n" not in str(info.value)
 
 
 def test_int8_model_checks_its_input() -> None:

@@ -45,6 +45,11 @@ _PASS_THROUGH: tuple[type[nn.Module], ...] = (
     nn.Hardtanh,
 )
 
+# Element-wise activations with no INT8 kernel: each runs in float between a dequantize and
+# a quantize. The float op and the two conversions are cheap next to the INT8 convs around
+# them (docs/quantization.rst has the measured cost on fast_cnn, whose GELUs run this way).
+_FLOAT_ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.GELU, nn.SiLU)
+
 
 class UnsupportedLayerError(ValueError):
     """A model cannot be quantized; :attr:`layer` names the submodule that blocks it.
@@ -151,35 +156,124 @@ def _check_layers(model: nn.Module) -> None:
             continue  # containers are traced through; only leaves run as one kernel
         if not type(module).__module__.startswith("torch.nn"):
             continue  # user modules are traced through as well
-        if not isinstance(module, quantizable + _PASS_THROUGH):
+        if not isinstance(module, quantizable + _PASS_THROUGH + _FLOAT_ACTIVATIONS):
             raise UnsupportedLayerError(
                 name,
                 f"quantize_int8 cannot quantize layer {name!r} ({type(module).__name__}): "
-                f"there is no static INT8 kernel for it. Replace it (e.g. GELU -> ReLU, "
+                f"there is no static INT8 kernel for it. Replace it (e.g. Mish -> ReLU, "
                 f"ConvTranspose2d is supported, LSTM is not) or quantize the layers before "
                 f"it only.",
             )
 
 
+def _check_count(name: str, value: object, *, example: int, allow_none: bool = False) -> None:
+    """Raise a one-line error unless ``value`` is an ``int >= 1`` (or ``None`` if allowed)."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        accepted = "an int >= 1 or None" if allow_none else "an int >= 1"
+        raise TypeError(f"{name} must be {accepted}; got {value!r} ({type(value).__name__}).")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1; got {value}. Use e.g. {name}={example}.")
+
+
+def _check_images(x: object, where: str, in_channels: int | None) -> torch.Tensor:
+    """Return ``x`` as a float CPU tensor, or raise a one-line error naming ``where``.
+
+    Checked here so bad calibration data fails with our message before it reaches the
+    model, not as a conv shape error or a ``torch.histc`` range error inside an observer.
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        kind = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(
+            f"{where} must be float image tensors (B, C, H, W), normalised as for inference; "
+            f"got {kind}. Convert uint8 images with x.float() / 255 and the dataset's "
+            f"normalisation first."
+        )
+    if x.dim() != 4:
+        raise ValueError(
+            f"{where} must be a 4-D (B, C, H, W) tensor; got shape {tuple(x.shape)}. "
+            f"Stack single (C, H, W) images into batches with torch.stack(images)."
+        )
+    if in_channels is not None and x.shape[1] != in_channels:
+        raise ValueError(
+            f"{where} holds {x.shape[1]}-channel images (shape {tuple(x.shape)}) but the model "
+            f"takes in_channels={in_channels}; pass images shaped like its inputs, "
+            f"(B, {in_channels}, H, W)."
+        )
+    bad = int((~torch.isfinite(x).flatten(1).all(1)).sum()) if x.numel() else 0
+    if bad:
+        raise ValueError(
+            f"{where} contains NaN or infinite values in {bad} of {len(x)} images; drop them "
+            f"(e.g. x[torch.isfinite(x).flatten(1).all(1)]) or fix their preprocessing."
+        )
+    return x.detach().cpu().float()
+
+
 def _calibration_batches(
-    data: torch.Tensor | Iterable[Any], batch_size: int, num_batches: int | None
+    data: torch.Tensor | Iterable[Any],
+    batch_size: int,
+    num_batches: int | None,
+    in_channels: int | None,
 ) -> Iterator[torch.Tensor]:
-    """Yield float image batches from a tensor or an iterable of tensors/``(x, y)`` pairs."""
-    batches: Iterable[Any] = (
-        torch.split(data, batch_size) if isinstance(data, torch.Tensor) else data
-    )
-    for index, item in enumerate(batches):
-        if num_batches is not None and index >= num_batches:
-            return
-        x = item[0] if isinstance(item, tuple | list) else item
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            kind = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-            raise TypeError(
-                f"calibration batches must be float image tensors (B, C, H, W), normalised "
-                f"as for inference; got {kind}. Convert uint8 images with x.float() / 255 "
-                f"and the dataset's normalisation first."
+    """Yield checked float image batches from a tensor or an iterable of tensors/``(x, y)`` pairs.
+
+    A tensor is checked whole before the first batch is yielded; batches of an iterable
+    (possibly a loader reading from disk) are checked one by one as they arrive.
+    """
+    if isinstance(data, torch.Tensor):
+        if data.dim() != 4:
+            hint = " Add a batch dimension with x.unsqueeze(0)." if data.dim() == 3 else ""
+            raise ValueError(
+                f"calibration_data must be a 4-D (N, C, H, W) tensor of images; got shape "
+                f"{tuple(data.shape)}.{hint}"
             )
-        yield x.detach().cpu().float()
+        if len(data) == 0:
+            raise ValueError(
+                f"calibration_data is empty (shape {tuple(data.shape)}); pass a few hundred "
+                f"representative images."
+            )
+        used = data if num_batches is None else data[: batch_size * num_batches]
+        yield from torch.split(_check_images(used, "calibration_data", in_channels), batch_size)
+        return
+    if not isinstance(data, Iterable):
+        raise TypeError(
+            f"calibration_data must be an (N, C, H, W) tensor or an iterable of image batches; "
+            f"got {type(data).__name__}."
+        )
+    seen = 0
+    for index, item in enumerate(data):
+        if num_batches is not None and index >= num_batches:
+            break
+        x = item[0] if isinstance(item, tuple | list) else item
+        x = _check_images(x, f"calibration_data batch {index}", in_channels)
+        if len(x) == 0:
+            continue  # an empty batch calibrates nothing; all of them empty is an error below
+        seen += len(x)
+        yield x
+    if seen == 0:
+        raise ValueError(
+            "calibration_data is empty (it holds no images); pass a few hundred "
+            "representative images."
+        )
+
+
+def _check_fits(model: nn.Module, first: torch.Tensor) -> None:
+    """Run one calibration image through the float model; a mismatch names ``calibration_data``.
+
+    Catches what the per-batch checks cannot know, such as an image size the model's
+    layers do not accept, before tracing and calibration start.
+    """
+    try:
+        with torch.no_grad():
+            model(first[:1])
+    except (ValueError, TypeError, RuntimeError) as error:
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        reason = lines[0].rstrip(".")
+        raise ValueError(
+            f"calibration_data images of shape {tuple(first.shape[1:])} do not fit the model "
+            f"({reason}); pass images shaped and normalised like the model's inputs."
+        ) from error
 
 
 @contextmanager
@@ -205,7 +299,10 @@ def quantize_int8(
 
     The input model is left untouched. Conv+BN(+ReLU) and Linear+ReLU are fused,
     activation ranges are calibrated with a histogram observer on
-    ``calibration_data``, weights are quantized per output channel.
+    ``calibration_data``, weights are quantized per output channel. GELU and SiLU,
+    which have no INT8 kernel, run in float between a dequantize and a quantize.
+    ``calibration_data`` is checked before any work: one bad input fails with a
+    one-line message naming it.
 
     Args:
         model: A float model, usually a trained :class:`~visionblocks.models.Classifier`.
@@ -213,8 +310,8 @@ def quantize_int8(
             iterable of batches (tensors or ``(images, labels)`` pairs), normalised
             exactly as at inference. A few hundred training images suffice.
         backend: INT8 kernel library (see :data:`QuantizationBackend`).
-        batch_size: Batch size when ``calibration_data`` is one tensor.
-        num_batches: Use at most this many calibration batches (``None``: all).
+        batch_size: Batch size (``>= 1``) when ``calibration_data`` is one tensor.
+        num_batches: Use at most this many calibration batches (``>= 1``; ``None``: all).
 
     Returns:
         An :class:`Int8Classifier` taking float images and returning float logits.
@@ -222,39 +319,49 @@ def quantize_int8(
     Raises:
         UnsupportedLayerError: A layer has no INT8 kernel or cannot be traced; the
             message and ``error.layer`` name it.
-        ValueError: ``calibration_data`` is empty or ``backend`` is unknown.
-        TypeError: A calibration batch is not a float tensor.
+        ValueError: ``calibration_data`` is empty, not 4-D, has the wrong number of
+            channels or an image size the model rejects, or holds NaN/inf values;
+            ``batch_size`` or ``num_batches`` is below 1; ``backend`` is unknown.
+        TypeError: A calibration batch is not a float tensor; ``batch_size`` or
+            ``num_batches`` is not an int.
 
     Example:
         >>> from visionblocks.models import resnet_cifar
-        >>> float_model = resnet_cifar(20).eval()
+        >>> float_model = resnet_cifar(depth=20).eval()
         >>> int8_model = quantize_int8(float_model, torch.randn(64, 3, 32, 32))
         >>> int8_model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 10])
-        >>> quantize_int8(nn.Sequential(nn.Conv2d(3, 4, 3), nn.GELU()), torch.randn(2, 3, 8, 8))
+        >>> quantize_int8(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Mish()), torch.randn(2, 3, 8, 8))
         Traceback (most recent call last):
             ...
-        visionblocks.quantize.UnsupportedLayerError: quantize_int8 cannot quantize layer '1' (GELU): there is no static INT8 kernel for it. ...
+        visionblocks.quantize.UnsupportedLayerError: quantize_int8 cannot quantize layer '1' (Mish): there is no static INT8 kernel for it. ...
     """  # noqa: E501  (the doctest's expected traceback is one long line)
     if backend not in torch.backends.quantized.supported_engines:
         raise ValueError(
             f"backend {backend!r} is not available in this torch build; choose one of "
             f"{[e for e in torch.backends.quantized.supported_engines if e != 'none']}."
         )
+    _check_count("batch_size", batch_size, example=256)
+    _check_count("num_batches", num_batches, example=8, allow_none=True)
+    in_channels = getattr(model, "in_channels", None)
+    batches = _calibration_batches(
+        calibration_data,
+        batch_size,
+        num_batches,
+        in_channels if isinstance(in_channels, int) else None,
+    )
+    first = next(batches)  # checks the data before any work; never empty (checked inside)
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     float_model = copy.deepcopy(model).cpu().eval()
+    _check_fits(float_model, first)
     _check_layers(float_model)
     root: nn.Module = (
         _FeaturesAndHead(float_model) if isinstance(float_model, Classifier) else float_model
     )
     # Trace ourselves first so a failure names the layer; prepare_fx re-traces the result.
     traced = fx.GraphModule(root, _NamingTracer().trace(root))
-    batches = _calibration_batches(calibration_data, batch_size, num_batches)
-    first = next(batches, None)
-    if first is None:
-        raise ValueError("calibration_data is empty; pass a few hundred representative images.")
     with warnings.catch_warnings(), _quantized_engine(backend):
         # torch.ao.quantization announces its move to torchao on every call; see the module doc.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
