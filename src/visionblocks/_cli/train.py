@@ -1,15 +1,28 @@
-"""``visionblocks train``: fit a registered model on a dataset and save everything to ``--out``."""
+"""``visionblocks train``: fit a registered model on a dataset and save everything to ``--out``.
+
+Every option can also come from ``--config FILE`` (TOML, keys named like the options);
+flags given on the command line override the file. Every run writes its fully resolved
+settings to ``OUT/config.toml`` before it trains and checkpoints ``OUT/last.pt`` after
+every epoch, so ``--config OUT/config.toml`` repeats a run and ``--resume OUT`` finishes
+an interrupted one.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
+import torchvision
 from torch import nn
 
+import visionblocks
 from visionblocks._cli._common import (
     CLIError,
     add_data_arguments,
@@ -17,15 +30,36 @@ from visionblocks._cli._common import (
     build_model,
     check_model_name,
     has_matplotlib,
-    load_data,
+    load_splits,
     parse_model_args,
+    probe_writable,
 )
-from visionblocks.data import PRESETS, ImageDataset
-from visionblocks.recipes import PRESETS as RECIPE_PRESETS
-from visionblocks.recipes import FastRecipe, fast_recipe
-from visionblocks.train import evaluate, fit, save_checkpoint
+from visionblocks._cli.config import OptionSpec, option_specs, read_config, write_config
+from visionblocks.data import AUGMENT_PRESETS, ImageDataset, StreamingDataset
+from visionblocks.recipes import RECIPE_PRESETS, FastRecipe, fast_recipe
+from visionblocks.train import FIT_DEFAULTS as TRAIN_DEFAULTS
+from visionblocks.train import (
+    LAST_CHECKPOINT,
+    Callback,
+    EarlyStopping,
+    History,
+    evaluate,
+    fit,
+    resolve_plan,
+    save_checkpoint,
+    seed_everything,
+)
+from visionblocks.transfer import fine_tune, pretrained, read_checkpoint
 
-__all__ = ["DEFAULT_EPOCHS", "DEFAULT_MODEL", "FIT_DEFAULTS", "add_train_parser", "run_train"]
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "DEFAULT_MODEL",
+    "FIT_DEFAULTS",
+    "EpochCopies",
+    "add_train_parser",
+    "resolve_options",
+    "run_train",
+]
 
 DEFAULT_MODEL = "resnet20"
 # ResNet-20 on the 2,000 built-in sample images in batches of 64: about 6 s per epoch on 2
@@ -39,25 +73,51 @@ SMALL_DATA = 10_000
 # together with --recipe can be told from one left alone).
 FIT_DEFAULTS: dict[str, Any] = {
     "model": DEFAULT_MODEL,
-    "augment": "standard",
-    "optimizer": "sgd",
-    "schedule": "onecycle",
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "label_smoothing": 0.1,
-}
+    **{k: getattr(TRAIN_DEFAULTS, k) for k in (
+        "augment", "optimizer", "schedule", "momentum", "weight_decay", "label_smoothing"
+    )},
+}  # fmt: skip
 # Options that override a recipe's field of the same name.
 RECIPE_FIELDS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "label_smoothing")
+CONFIG_FILE = "config.toml"
+Data = ImageDataset | StreamingDataset
+# Options that say where a run goes or comes from, not what it is: not read from a config file.
+_NOT_IN_CONFIG = ("config", "resume")
+# Options that --resume accepts: how the run is shown, not what it computes.
+RESUME_KEEPS = ("no_progress",)
+# The valid values of the numeric options, checked before any data is read.
+_RANGES: dict[str, tuple[str, Any]] = {
+    "epochs": ("an integer >= 1", lambda v: v >= 1),
+    "batch_size": ("an integer >= 1", lambda v: v >= 1),
+    "limit": ("a positive number of images", lambda v: v >= 1),
+    "image_size": ("a positive number of pixels", lambda v: v >= 1),
+    "val_fraction": ("in (0, 1), e.g. 0.2", lambda v: 0 < v < 1),
+    "freeze_epochs": ("an integer >= 0", lambda v: v >= 0),
+    "lr": ("a finite number > 0", lambda v: 0 < v < math.inf),
+    "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "weight_decay": ("a finite number >= 0", lambda v: 0 <= v < math.inf),
+    "label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "mixup": ("a finite alpha >= 0 (0: off)", lambda v: 0 <= v < math.inf),
+    "cutmix": ("a finite alpha >= 0 (0: off)", lambda v: 0 <= v < math.inf),
+    "grad_clip": ("a finite norm > 0", lambda v: 0 < v < math.inf),
+    "ema": ("a decay in (0, 1), e.g. 0.99", lambda v: 0 < v < 1),
+    "early_stop": ("a patience >= 1 epoch", lambda v: v >= 1),
+    "accumulate": ("an integer >= 1", lambda v: v >= 1),
+    "checkpoint_every": ("an integer >= 1 (epochs)", lambda v: v >= 1),
+    "seed": ("an integer in [0, 2**63)", lambda v: 0 <= v < 2**63),
+}
 
 
-def add_train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register the ``train`` sub-command."""
-    p = sub.add_parser(
-        "train",
-        help="train a model and save checkpoint, history and plots",
-        description="Train a registered model on a dataset. With no arguments: ResNet-20 on the "
-        "built-in Fashion-MNIST sample, offline, in about a minute on 2 CPU cores.",
-    )
+def _add_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", metavar="FILE", help="read options from a TOML file (keys named like the "
+        "options, e.g. batch_size = 64); flags given here override it. Every run writes its "
+        "settings to OUT/config.toml, so --config OUT/config.toml --out OTHER repeats it",
+    )  # fmt: skip
+    p.add_argument(
+        "--resume", metavar="RUN", help="continue the interrupted run in folder RUN with its own "
+        "settings (RUN/config.toml) from its last completed epoch",
+    )  # fmt: skip
     p.add_argument(
         "--recipe", choices=("fast",), help="train a recipe's network with its settings: fast "
         "= visionblocks.recipes (fast_cnn with a whitening stem, one-cycle SGD, flip TTA); "
@@ -72,43 +132,155 @@ def add_train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="KEY=VALUE",
         help="extra builder argument, repeatable, e.g. --model-arg width=32",
     )
+    p.add_argument(
+        "--pretrained", metavar="NAME", help="fine-tune this model (a visionblocks or torchvision "
+        "name) from pretrained weights: the new head first, then everything with discriminative "
+        "learning rates (visionblocks.transfer.fine_tune)",
+    )  # fmt: skip
+    p.add_argument(
+        "--weights", metavar="PATH|DEFAULT", help="with --pretrained: a local checkpoint or state "
+        "dict (offline), or torchvision's weights name (downloaded; default: DEFAULT)",
+    )  # fmt: skip
+    p.add_argument(
+        "--freeze-epochs", type=int, metavar="N",
+        help="with --pretrained: epochs that train only the new head (default: 1); --epochs "
+        "then train the whole network",
+    )  # fmt: skip
     add_data_arguments(p)
+    p.add_argument(
+        "--image-size", type=int, metavar="N", help="image folders: resize every image to NxN"
+    )
+    p.add_argument(
+        "--val-fraction", type=float, metavar="F", help="image folders without val/ or test/: "
+        "hold out this stratified fraction of the images for validation (default: 0.2)",
+    )  # fmt: skip
     p.add_argument("--epochs", type=int, help=f"default: {DEFAULT_EPOCHS}, or the recipe's")
     p.add_argument(
         "--batch-size", type=int,
         help=f"default: 64 below {SMALL_DATA:,} training images (enough steps), else 256",
     )  # fmt: skip
     p.add_argument(
-        "--augment", choices=PRESETS, help="augmentation preset (default: standard = pad-4 "
+        "--augment", choices=AUGMENT_PRESETS, help="augmentation preset (default: standard = pad-4 "
         "crop + flip; lab = the lab's Exercise 4)",
     )  # fmt: skip
-    p.add_argument("--optimizer", choices=("sgd", "adamw", "adam"), help="default: sgd")
+    p.add_argument(
+        "--optimizer", choices=("sgd", "adamw", "adam"), help=f"default: {TRAIN_DEFAULTS.optimizer}"
+    )
     p.add_argument("--lr", type=float, help="peak learning rate (default: 0.2 per 256 for SGD)")
-    p.add_argument("--momentum", type=float, help="default: 0.9")
-    p.add_argument("--weight-decay", type=float, help="default: 5e-4")
+    p.add_argument("--momentum", type=float, help=f"default: {TRAIN_DEFAULTS.momentum}")
+    p.add_argument("--weight-decay", type=float, help=f"default: {TRAIN_DEFAULTS.weight_decay}")
     p.add_argument(
         "--schedule", choices=("onecycle", "cosine", "step", "plateau", "none"),
-        help="default: onecycle",
+        help=f"default: {TRAIN_DEFAULTS.schedule}",
     )  # fmt: skip
-    p.add_argument("--label-smoothing", type=float, help="default: 0.1")
-    p.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (0: off)")
-    p.add_argument("--cutmix", type=float, default=0.0, help="CutMix alpha (0: off)")
-    add_device_arguments(p)
-    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     p.add_argument(
-        "--out", help="output folder (default: runs/MODEL-DATASET); gets model.pt, history.csv, "
-        "history.json, metrics.json and, with matplotlib, curves.png and confusion.png",
+        "--label-smoothing", type=float, help=f"default: {TRAIN_DEFAULTS.label_smoothing}"
+    )
+    p.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (default: 0, off)")
+    p.add_argument("--cutmix", type=float, default=0.0, help="CutMix alpha (default: 0, off)")
+    p.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the gradient norm")
+    p.add_argument(
+        "--ema", type=float, metavar="DECAY", help="validate and keep an exponential moving "
+        "average of the weights with this per-step decay in (0, 1), e.g. 0.99",
     )  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=run_train)
+    p.add_argument(
+        "--early-stop", type=int, metavar="PATIENCE",
+        help="stop when the validation loss has not improved for PATIENCE epochs",
+    )  # fmt: skip
+    p.add_argument(
+        "--accumulate", type=int, metavar="N", help="sum the gradients of N batches per "
+        "optimizer step (an N times larger effective batch; default: 1)",
+    )  # fmt: skip
+    p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
+    add_device_arguments(p)
+    p.add_argument(
+        "--seed", type=int, default=0, help="seeds the initial weights, the order of the data, "
+        "augmentation and MixUp/CutMix (default: 0)",
+    )  # fmt: skip
+    p.add_argument(
+        "--out", help="output folder (default: runs/MODEL-DATASET); gets config.toml, last.pt "
+        "(every epoch), model.pt, history.csv (as it trains), history.json, metrics.json and, "
+        "with matplotlib, curves.png and confusion.png",
+    )  # fmt: skip
+    p.add_argument(
+        "--checkpoint-every", type=int, metavar="N",
+        help="also keep a copy of the epoch's checkpoint as OUT/epoch-E.pt every N epochs",
+    )  # fmt: skip
+    p.add_argument(
+        "--tensorboard", nargs="?", const="", metavar="DIR",
+        help="write TensorBoard scalars to DIR (default: OUT/tensorboard)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress bars (the plan, epoch and interruption lines stay)",
+    )  # fmt: skip
 
 
-def _default_out(model: str, dataset: str) -> Path:
-    return Path("runs") / f"{model}-{Path(dataset).name or 'data'}"
+def _standalone() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="visionblocks train", add_help=False)
+    _add_options(parser)
+    return parser
 
 
-def _check_options(args: argparse.Namespace) -> None:
-    """Fail before loading data on options that ``--recipe`` sets itself or unknown models."""
+_PARSER = _standalone()
+SPECS = {k: v for k, v in option_specs(_PARSER).items() if k not in _NOT_IN_CONFIG}
+"""The options a config file may set, by name."""
+OPTION_DEFAULTS: dict[str, Any] = {k: _PARSER.get_default(k) for k in SPECS}
+"""Each option's value when neither the command line nor a config file sets it."""
+
+
+def add_train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the ``train`` sub-command."""
+    p = sub.add_parser(
+        "train",
+        help="train a model and save checkpoint, history and plots",
+        description="Train a registered model on a dataset. With no arguments: ResNet-20 on the "
+        "built-in Fashion-MNIST sample, offline, in about a minute on 2 CPU cores.",
+    )
+    _add_options(p)
+    # None everywhere on the parser, so that a flag given on the command line can be told
+    # from one left alone (which --config and --resume need); resolve_options fills in.
+    p.set_defaults(**dict.fromkeys(SPECS), func=run_train)
+
+
+def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
+    """The options of a run: defaults, then ``--config`` (or the resumed run's), then flags."""
+    given = {k: getattr(args, k) for k in SPECS if getattr(args, k, None) is not None}
+    base: dict[str, Any] = {}
+    if getattr(args, "resume", None) is not None:
+        if args.config is not None:
+            raise CLIError("--resume reads the run's own RUN/config.toml; drop --config.")
+        extra = sorted(SPECS[k].flag for k in given if k not in RESUME_KEEPS)
+        if extra:
+            raise CLIError(
+                f"--resume continues the run with its own settings; drop {', '.join(extra)} "
+                f"(to change them, start a new run with --config RUN/{CONFIG_FILE})."
+            )
+        run = Path(args.resume)
+        if not (run / CONFIG_FILE).is_file():
+            raise CLIError(
+                f"--resume {str(run)!r}: no {CONFIG_FILE} there; give the folder of a run "
+                f"that `visionblocks train --out RUN` started."
+            )
+        base = {**read_config(run / CONFIG_FILE, SPECS), "out": str(run)}
+    elif getattr(args, "config", None) is not None:
+        base = read_config(args.config, SPECS)
+    return argparse.Namespace(**{**OPTION_DEFAULTS, **base, **given})
+
+
+def check_options(args: argparse.Namespace, specs: dict[str, OptionSpec]) -> None:
+    """Fail before any data is read on a value out of range or options that do not combine."""
+    for key, (allowed, ok) in _RANGES.items():
+        value = getattr(args, key)
+        if value is not None and not ok(value):  # NaN fails every comparison
+            raise CLIError(f"{specs[key].flag} must be {allowed}; got {value!r}.")
+    if args.pretrained is None:
+        pairs = (("--weights", args.weights), ("--freeze-epochs", args.freeze_epochs))
+        alone = [flag for flag, value in pairs if value is not None]
+        if alone:
+            raise CLIError(f"{' and '.join(alone)} go with --pretrained NAME; add it or drop them.")
+    elif args.model is not None or args.recipe is not None:
+        raise CLIError("--pretrained NAME names the model to fine-tune; drop --model and --recipe.")
     if args.recipe is None:
         if args.model is not None:
             check_model_name(args.model)
@@ -122,7 +294,11 @@ def _check_options(args: argparse.Namespace) -> None:
         )
 
 
-def _recipe_for(args: argparse.Namespace, train: ImageDataset) -> FastRecipe:
+def _default_out(model: str, dataset: str) -> Path:
+    return Path("runs") / f"{model}-{Path(dataset).name or 'data'}"
+
+
+def _recipe_for(args: argparse.Namespace, train: Data) -> FastRecipe:
     """The ``--recipe`` preset for ``train`` with the overriding options applied."""
     # The dataset's own preset, else the one for its number of channels.
     preset = args.dataset if args.dataset in RECIPE_PRESETS else None
@@ -137,7 +313,7 @@ def _recipe_for(args: argparse.Namespace, train: ImageDataset) -> FastRecipe:
 
 
 def _plan(
-    args: argparse.Namespace, train: ImageDataset
+    args: argparse.Namespace, train: Data
 ) -> tuple[str, nn.Module, dict[str, Any], dict[str, Any], bool]:
     """``(model name, model, its kwargs, fit() kwargs, flip TTA?)`` for the options given."""
     if args.recipe is not None:
@@ -154,70 +330,252 @@ def _plan(
     }
     name = fit_kwargs.pop("model")
     extra = parse_model_args(args.model_arg)
-    model, kwargs = build_model(name, train.num_classes, train.image_shape, extra)
+    if args.pretrained is not None:
+        name = args.pretrained
+        model, kwargs = _pretrained_model(args, train, extra)
+    else:
+        model, kwargs = build_model(name, train.num_classes, train.image_shape, extra)
     if fit_kwargs["schedule"] == "none":
         fit_kwargs["schedule"] = None
     fit_kwargs.update(
-        epochs=args.epochs or DEFAULT_EPOCHS,
+        epochs=args.epochs if args.epochs is not None else DEFAULT_EPOCHS,
         batch_size=args.batch_size or (64 if len(train) < SMALL_DATA else 256),
         lr=args.lr, mixup=args.mixup, cutmix=args.cutmix,
     )  # fmt: skip
     return name, model, kwargs, fit_kwargs, False
 
 
+def _pretrained_model(
+    args: argparse.Namespace, train: Data, extra: dict[str, Any]
+) -> tuple[nn.Module, dict[str, Any]]:
+    """``--pretrained NAME --weights ...``: the model with a new head, and its builder kwargs."""
+    weights = args.weights or "DEFAULT"
+    model = pretrained(
+        args.pretrained, train.num_classes, weights=weights, in_channels=train.image_shape[0],
+        model_kwargs=extra,
+    )  # fmt: skip
+    saved: dict[str, Any] = {}
+    if Path(weights).is_file():
+        saved = dict(read_checkpoint(weights).get("model_kwargs") or {})
+    kwargs = {
+        **saved, **extra, "num_classes": train.num_classes, "in_channels": train.image_shape[0]
+    }  # fmt: skip
+    return model, kwargs
+
+
+class EpochCopies(Callback):
+    """Copy ``fit``'s ``last.pt`` to ``epoch-E.pt`` after every ``every``-th completed epoch.
+
+    ``fit`` writes ``last.pt`` right after ``on_epoch_end``, so the copy of epoch E is
+    made when the next epoch starts (or the run ends).
+
+    Example:
+        >>> EpochCopies("runs/x", every=2).every
+        2
+    """
+
+    def __init__(self, folder: str | Path, *, every: int) -> None:
+        self.folder = Path(folder)
+        self.every = every
+        self._completed: int | None = None
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
+        """Note that ``epoch`` completed (``fit`` saves it next)."""
+        self._completed = epoch if epoch % self.every == 0 else None
+
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        """Copy the checkpoint of the epoch completed before this one."""
+        self._copy()
+
+    def on_fit_end(self, trainer: Any) -> None:
+        """Copy the checkpoint of the last epoch."""
+        self._copy()
+
+    def _copy(self) -> None:
+        last = self.folder / LAST_CHECKPOINT
+        if self._completed is not None and last.is_file():
+            shutil.copyfile(last, self.folder / f"epoch-{self._completed}.pt")
+        self._completed = None
+
+
+def _callbacks(args: argparse.Namespace, out: Path) -> list[Callback]:
+    """The callbacks the options ask for; the loggers check their files here, before training."""
+    from visionblocks.train import CSVLogger
+
+    callbacks: list[Callback] = [CSVLogger(out / "history.csv")]
+    if args.early_stop is not None:
+        callbacks.append(EarlyStopping("val_loss", patience=args.early_stop))
+    if args.checkpoint_every is not None:
+        callbacks.append(EpochCopies(out, every=args.checkpoint_every))
+    if args.tensorboard is not None:
+        from visionblocks.train import TensorBoardLogger
+
+        try:
+            callbacks.append(TensorBoardLogger(args.tensorboard or out / "tensorboard"))
+        except ImportError as err:
+            raise CLIError(
+                f"--tensorboard needs the tensorboard package: "
+                f'pip install "visionblocks[tensorboard]" ({err}).'
+            ) from None
+        except ValueError as err:
+            raise CLIError(f"--tensorboard: {err}") from None
+    return callbacks
+
+
+def _recorded(value: Any) -> Any:
+    """``value`` as a TOML value (other objects, e.g. a recipe's augmentation, as text)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, str)) for v in value):
+        return list(value)
+    return repr(value)
+
+
+def _settings(
+    args: argparse.Namespace, name: str, fit_kwargs: dict[str, Any], tta: bool
+) -> dict[str, Any]:
+    """What ``config.toml`` records: the resolved options, then ``[fit]`` and ``[environment]``."""
+    options = {k: getattr(args, k) for k in SPECS if k != "out"}
+    # Paths made absolute, so that the file repeats the run from any working directory.
+    for key in ("dataset", "root", "weights"):
+        if options[key] is not None and Path(options[key]).exists():
+            options[key] = str(Path(options[key]).resolve())
+    options.update(epochs=fit_kwargs["epochs"], batch_size=fit_kwargs["batch_size"])
+    if args.recipe is None:
+        options.update({k: fit_kwargs[k] for k in FIT_DEFAULTS if k in fit_kwargs})
+        options.update(model=args.model or name, schedule=fit_kwargs["schedule"] or "none")
+        if args.pretrained is not None:
+            options.update(model=None, freeze_epochs=_freeze_epochs(args))
+    plan = resolve_plan(args.device, args.precision)
+    used = {k: _recorded(v) for k, v in fit_kwargs.items() if k != "callbacks"}
+    used.update(
+        model=name, tta=tta, seed=args.seed, device=args.device, precision=args.precision,
+        callbacks=[type(c).__name__ for c in fit_kwargs.get("callbacks", [])],
+    )  # fmt: skip
+    environment = {
+        "visionblocks": visionblocks.__version__, "torch": torch.__version__,
+        "torchvision": torchvision.__version__, "python": sys.version.split()[0],
+        "plan": plan.describe(),
+    }  # fmt: skip
+    return {**options, "fit": used, "environment": environment}
+
+
+def _freeze_epochs(args: argparse.Namespace) -> int:
+    return 1 if args.freeze_epochs is None else int(args.freeze_epochs)
+
+
+def _train(
+    args: argparse.Namespace,
+    model: nn.Module,
+    data: tuple[Data, Data],
+    fit_kwargs: dict[str, Any],
+    out: Path,
+    *,
+    resuming: bool,
+) -> History:
+    """Train with ``fit`` (checkpointing into ``out``, resuming from it) or ``fine_tune``."""
+    train, val = data
+    common = {
+        "device": args.device, "precision": args.precision, "seed": args.seed,
+        "progress": "lines" if args.no_progress else True,
+    }  # fmt: skip
+    if args.pretrained is not None:
+        kwargs = dict(fit_kwargs)
+        epochs = kwargs.pop("epochs")
+        return fine_tune(
+            model, train, val, frozen_epochs=_freeze_epochs(args), epochs=epochs, **common,
+            **kwargs,
+        )  # fmt: skip
+    last = out / LAST_CHECKPOINT
+    resume = last if resuming and last.is_file() else None
+    if resuming and resume is None:
+        print(f"{out} has no {LAST_CHECKPOINT} (no epoch had completed): starting it again")
+    return fit(model, train, val, checkpoint_dir=out, resume=resume, **common, **fit_kwargs)
+
+
 def run_train(args: argparse.Namespace) -> int:
-    """Train, evaluate on the test split, write the outputs; return the exit code."""
-    _check_options(args)
-    train = load_data(args.dataset, "train", args.root, args.limit)
-    test = load_data(args.dataset, "test", args.root, args.limit)
+    """Train, evaluate on the test (or validation) split, write the outputs; exit code."""
+    resuming, config = args.resume is not None, args.config
+    args = resolve_options(args)
+    check_options(args, SPECS)
+    if resuming and args.pretrained is not None:
+        raise CLIError(
+            "--resume continues runs of fit(); a --pretrained run has two stages: start it "
+            f"again with --config {Path(args.out) / CONFIG_FILE}."
+        )
+    data = load_splits(
+        args.dataset, args.root, args.limit, image_size=args.image_size,
+        val_fraction=args.val_fraction,
+    )  # fmt: skip
+    args.val_fraction = data.val_fraction
+    train, val, test, split = data.train, data.val, data.test, data.eval_split
+    # Seeded before the model exists, so that the seed also covers its initial weights.
+    seed_everything(args.seed)
     name, model, kwargs, fit_kwargs, tta = _plan(args, train)
     out = Path(args.out) if args.out else _default_out(name, args.dataset)
-    progress = not args.no_progress
-    recipe = f" with the {args.recipe} recipe" if args.recipe else ""
+    if config is not None and out.resolve() == Path(config).resolve().parent:
+        raise CLIError(
+            f"--config {config!r} is in the output folder {str(out)!r}, which this run would "
+            f"overwrite; pass --out OTHER to repeat the run elsewhere."
+        )
+    probe_writable(out, "--out")
+    callbacks = _callbacks(args, out)
+    fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []), *callbacks]
+    fit_kwargs.update(
+        {k: getattr(args, k) for k in ("grad_clip", "ema", "accumulate") if getattr(args, k)}
+    )
+    if args.compile:
+        fit_kwargs["compile"] = True
+    if not resuming:
+        write_config(out / CONFIG_FILE, _settings(args, name, fit_kwargs, tta))
+    how = f" with the {args.recipe} recipe" if args.recipe else ""
+    how += f" fine-tuned from {args.weights or 'DEFAULT'}" if args.pretrained else ""
     print(
-        f"training {name}{recipe} on {train.name} ({len(train):,} images {train.image_shape}, "
+        f"training {name}{how} on {train.name} ({len(train):,} images {train.image_shape}, "
         f"{train.num_classes} classes), {fit_kwargs['epochs']} epochs in batches of "
-        f"{fit_kwargs['batch_size']}; testing on {len(test):,}{' with flip TTA' if tta else ''}"
+        f"{fit_kwargs['batch_size']}; validating on {len(val):,} images of {val.name}; "
+        f"evaluating on the {split} split{' with flip TTA' if tta else ''}"
     )
     started = time.perf_counter()
-    history = fit(
-        model, train, test, device=args.device, precision=args.precision, progress=progress,
-        seed=args.seed, **fit_kwargs,
-    )  # fmt: skip
+    history = _train(args, model, (train, val), fit_kwargs, out, resuming=resuming)
     seconds = time.perf_counter() - started
     result = evaluate(model, test, tta=tta, device=args.device, precision=args.precision)
 
-    out.mkdir(parents=True, exist_ok=True)
     stats = [list(train.mean), list(train.std)]
     save_checkpoint(
         out / "model.pt", model, model_name=name, model_kwargs=kwargs,
         extra={
             "stats": stats, "classes": list(train.classes), "image_shape": list(train.image_shape),
             "dataset": args.dataset, "epochs": len(history), "seed": args.seed,
-            "test_accuracy": result.accuracy, "tta": tta,
+            "eval_split": split, f"{split}_accuracy": result.accuracy, "tta": tta,
         },
     )  # fmt: skip
     history.to_csv(out / "history.csv")
     history.to_json(out / "history.json")
     metrics = {
         "model": name, "recipe": args.recipe, "dataset": args.dataset, "epochs": len(history),
-        "tta": tta, "train_images": len(train), "test_images": len(test),
-        "seconds": round(seconds, 1),
-        "test_accuracy": result.accuracy, "test_loss": result.loss,
+        "interrupted": history.interrupted, "tta": tta, "train_images": len(train),
+        "eval_split": split, f"{split}_images": len(test), "seconds": round(seconds, 1),
+        f"{split}_accuracy": result.accuracy, f"{split}_loss": result.loss,
         "per_class_accuracy": dict(zip(test.classes, result.per_class_accuracy, strict=True)),
     }  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    written = ["model.pt", "history.csv", "history.json", "metrics.json"]
+    written = [CONFIG_FILE, "model.pt", "history.csv", "history.json", "metrics.json"]
     if has_matplotlib():
         from visionblocks.analysis import plot_confusion_matrix
 
-        history.plot(save=out / "curves.png")
+        if len(history):  # not after an interruption during the first epoch
+            history.plot(save=out / "curves.png")
+            written.append("curves.png")
         plot_confusion_matrix(result.confusion, test.classes, save=out / "confusion.png")
-        written += ["curves.png", "confusion.png"]
+        written.append("confusion.png")
     print(result)
     print(
-        f"test accuracy {result.accuracy:.2%}{' (flip TTA)' if tta else ''} after "
-        f"{len(history)} epochs in {seconds:.0f} s; "
-        f"wrote {', '.join(written)} to {out}"
+        f"{split} accuracy {result.accuracy:.2%}{' (flip TTA)' if tta else ''} after "
+        f"{len(history)} epochs in {seconds:.0f} s; wrote {', '.join(written)} to {out}"
     )
-    return 130 if history.interrupted else 0
+    if history.interrupted:
+        if args.pretrained is None:
+            print(f"interrupted: `visionblocks train --resume {out}` continues the run")
+        return 130
+    return 0
