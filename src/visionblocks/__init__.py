@@ -5,11 +5,12 @@ device is there, transfer a pretrained backbone, look inside it, shrink it.
 
 Example:
     >>> from visionblocks import resnet_cifar
-    >>> resnet_cifar(20).num_classes
+    >>> resnet_cifar(depth=20).num_classes
     10
 """
 
 from visionblocks import analysis, data, models, nas, recipes, train, transfer
+from visionblocks._export import ExportResult, export
 from visionblocks.analysis import (
     activations,
     grad_cam,
@@ -31,6 +32,7 @@ from visionblocks.data import (
     load_dataset,
     subset,
 )
+from visionblocks.inference import ModelCard, Prediction, load_model, model_card, predict
 from visionblocks.models import (
     VGG,
     BasicBlock,
@@ -75,10 +77,12 @@ from visionblocks.recipes import (
 from visionblocks.train import (
     BestCheckpoint,
     Callback,
+    CSVLogger,
     EarlyStopping,
     EvalResult,
     GradNormMonitor,
     History,
+    TensorBoardLogger,
     evaluate,
     fit,
     load_checkpoint,
@@ -150,6 +154,8 @@ __all__ = [
     "EarlyStopping",
     "BestCheckpoint",
     "GradNormMonitor",
+    "CSVLogger",
+    "TensorBoardLogger",
     "save_checkpoint",
     "load_checkpoint",
     # analysis
@@ -182,6 +188,14 @@ __all__ = [
     "load_weights",
     "adapt_input_channels",
     "get_head",
+    # inference and export
+    "load_model",
+    "model_card",
+    "ModelCard",
+    "predict",
+    "Prediction",
+    "export",
+    "ExportResult",
     # quantization
     "quantize_int8",
     "Int8Classifier",

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from visionblocks._cli._common import CLIError
 from visionblocks._cli.describe import add_describe_parsers
 from visionblocks._cli.evaluate import add_eval_parsers
+from visionblocks._cli.export import add_export_parser
+from visionblocks._cli.predict import add_predict_parser
 from visionblocks._cli.train import add_train_parser
 from visionblocks.data import DatasetNotFoundError
 
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_eval_parsers(sub)
     add_describe_parsers(sub)
+    add_predict_parser(sub)
+    add_export_parser(sub)
     for child in sub.choices.values():
         # Also accept --debug after the command; SUPPRESS keeps the top-level value otherwise.
         child.add_argument(

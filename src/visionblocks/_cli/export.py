@@ -1,0 +1,49 @@
+"""``visionblocks export``: write a ``model.pt`` as ONNX or a ``torch.export`` archive."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from visionblocks._cli._common import CLIError
+from visionblocks._export import FORMATS, export
+
+__all__ = ["add_export_parser"]
+
+
+def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the ``export`` sub-command."""
+    p = sub.add_parser(
+        "export",
+        help="export a trained model to ONNX or torch.export (.pt2) and check it",
+        description="Export a model.pt written by `visionblocks train` with a dynamic batch "
+        "axis, run the exported file on a batch (onnxruntime for ONNX) and print the largest "
+        "difference from PyTorch.",
+    )
+    p.add_argument("checkpoint", help="model.pt written by `visionblocks train`")
+    p.add_argument(
+        "--format",
+        choices=sorted(set(FORMATS.values())),
+        help="default: from the suffix of --out, else onnx",
+    )
+    p.add_argument("--out", help="file to write (default: the checkpoint's name with .onnx/.pt2)")
+    p.add_argument("--batch-size", type=int, default=8, help="images in the check batch")
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_file():
+        raise CLIError(
+            f"no model file at {args.checkpoint!r}; `visionblocks train --out DIR` writes "
+            f"DIR/model.pt."
+        )
+    fmt = args.format
+    if args.out is None:
+        out = checkpoint.with_suffix(f".{fmt or 'onnx'}")
+    else:
+        out = Path(args.out)
+        if fmt is None and out.suffix.lower() not in FORMATS:
+            fmt = "onnx"
+    print(export(checkpoint, out, format=fmt, batch_size=args.batch_size))
+    return 0

@@ -1,0 +1,99 @@
+"""``visionblocks predict``: classify image files with a ``model.pt`` from ``train``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import warnings
+from pathlib import Path
+
+from visionblocks._cli._common import CLIError
+from visionblocks.inference import Prediction, load_model, model_card, predict
+
+__all__ = ["add_predict_parser", "prediction_table"]
+
+
+def add_predict_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the ``predict`` sub-command."""
+    p = sub.add_parser(
+        "predict",
+        help="classify image files or folders with a trained model",
+        description="Classify images with a model.pt written by `visionblocks train`. Each image "
+        "is converted to the trained channels, resized to the trained size and normalized "
+        "with the training statistics stored in the file.",
+    )
+    p.add_argument("checkpoint", help="model.pt written by `visionblocks train`")
+    p.add_argument(
+        "inputs", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...) or folders of them"
+    )
+    p.add_argument("--top-k", type=int, default=1, help="classes listed per image (default: 1)")
+    p.add_argument("--csv", metavar="OUT", help="also write the predictions to this CSV file")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.set_defaults(func=_predict)
+
+
+def prediction_table(predictions: list[Prediction]) -> str:
+    """The predictions as an aligned text table, one row per image.
+
+    Example:
+        >>> p = Prediction("a.png", 1, "dog", 0.75, (1, 0), ("dog", "cat"), (0.75, 0.25))
+        >>> print(prediction_table([p]))
+        image  class  probability  top 2
+        a.png  dog          75.0%  dog 75.0%, cat 25.0%
+    """
+    top_k = len(predictions[0].top_indices) if predictions else 1
+    header = ["image", "class", "probability"] + ([f"top {top_k}"] if top_k > 1 else [])
+    rows = [header]
+    for p in predictions:
+        row = [p.source, p.label, f"{p.probability:.1%}"]
+        if top_k > 1:
+            pairs = zip(p.top_labels, p.top_probabilities, strict=True)
+            row.append(", ".join(f"{label} {prob:.1%}" for label, prob in pairs))
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].rjust(widths[2])]
+        lines.append("  ".join(cells + row[3:]).rstrip())
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, predictions: list[Prediction]) -> None:
+    top_k = len(predictions[0].top_indices) if predictions else 1
+    header = ["image", "index", "class", "probability"]
+    for rank in range(2, top_k + 1):
+        header += [f"index_{rank}", f"class_{rank}", f"probability_{rank}"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for p in predictions:
+            row: list[object] = [p.source, p.index, p.label, f"{p.probability:.6f}"]
+            ranked = zip(p.top_indices, p.top_labels, p.top_probabilities, strict=True)
+            for index, label, prob in list(ranked)[1:]:
+                row += [index, label, f"{prob:.6f}"]
+            writer.writerow(row)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    if not Path(args.checkpoint).is_file():
+        raise CLIError(
+            f"no model file at {args.checkpoint!r}; `visionblocks train --out DIR` writes "
+            f"DIR/model.pt."
+        )
+    model = load_model(args.checkpoint)
+    card = model_card(model)
+    with warnings.catch_warnings():
+        # Said once below, in the command's own words, instead of as a Python warning.
+        warnings.simplefilter("ignore", UserWarning)
+        predictions = predict(
+            model, args.inputs, top_k=args.top_k, batch_size=args.batch_size, device=args.device
+        )
+    if card is None or card.classes is None:
+        print(f"note: {args.checkpoint} stores no class names; classes are shown as indices.")
+    print(prediction_table(predictions))
+    if args.csv:
+        _write_csv(Path(args.csv), predictions)
+        print(f"wrote {len(predictions)} predictions to {args.csv}")
+    return 0

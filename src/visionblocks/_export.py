@@ -1,0 +1,268 @@
+"""Export a trained model to ONNX or ``torch.export`` and check the copy against PyTorch.
+
+Why this path: both formats start from one ``torch.export.export`` of the model with
+a dynamic batch dimension, so a model that cannot be captured fails once, with the
+layer named. ONNX is then written by PyTorch's exporter for exported programs (the
+default ``dynamo=True`` path since PyTorch 2.9, which needs ``onnxscript``); the
+TorchScript exporter it replaces is deprecated. Every export is verified: the
+written file is loaded back (onnxruntime for ONNX) and run on a fresh batch, and the
+largest absolute difference from the PyTorch model is returned
+(``tests/test_export.py`` holds every registered model to 1e-4, at batch sizes 1 and 7).
+
+The model's :class:`~visionblocks.ModelCard` (class names, normalization, input shape)
+travels with the file: as the ``visionblocks`` entry of the ONNX metadata and as the
+``visionblocks.json`` extra file of a ``.pt2`` archive, both JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import importlib.util
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from visionblocks.inference import load_model, model_card
+
+__all__ = ["FORMATS", "METADATA_KEY", "ExportResult", "export"]
+
+FORMATS = {".onnx": "onnx", ".pt2": "pt2"}
+"""File suffix -> export format."""
+METADATA_KEY = "visionblocks"
+"""Name of the JSON model card in an ONNX file's metadata (``visionblocks.json`` in a .pt2)."""
+_TRACE_BATCH = 2  # torch.export specializes sizes 0 and 1, so the example batch has 2 images
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export` wrote and how closely the written model matches PyTorch.
+
+    Attributes:
+        path: The file written.
+        format: ``"onnx"`` or ``"pt2"``.
+        max_abs_diff: Largest absolute difference between the logits of the exported
+            model (onnxruntime for ONNX) and of the PyTorch model on a random batch.
+        batch_size: Images in that batch.
+        input_shape: ``(C, H, W)`` the model was exported for (the batch size is dynamic).
+
+    Example:
+        >>> print(ExportResult(Path("m.onnx"), "onnx", 1.5e-6, 8, (3, 32, 32)))
+        wrote m.onnx (onnx); largest difference from PyTorch on 8 images: 1.5e-06
+    """
+
+    path: Path
+    format: str
+    max_abs_diff: float
+    batch_size: int
+    input_shape: tuple[int, int, int]
+
+    def __str__(self) -> str:
+        return (
+            f"wrote {self.path} ({self.format}); largest difference from PyTorch on "
+            f"{self.batch_size} images: {self.max_abs_diff:.2g}"
+        )
+
+
+def export(
+    model_or_path: nn.Module | str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    batch_size: int = 8,
+) -> ExportResult:
+    """Write ``model_or_path`` as ONNX or a ``torch.export`` archive, then check the file.
+
+    The batch dimension is dynamic; channels, height and width are fixed to
+    ``input_shape``. The exported model takes normalized float32 images, as the
+    PyTorch model does (the stored statistics travel in the file's metadata). After
+    writing, the file is loaded back and run on ``batch_size`` random images.
+
+    Args:
+        model_or_path: A model, or the path of a model file (see :func:`~visionblocks.load_model`).
+            It is exported in eval mode, in float32, on the CPU (a copy is made of a model
+            on another device); its training mode is restored afterwards.
+        path: The file to write; parent folders are created.
+        format: ``"onnx"`` or ``"pt2"``; by default taken from the suffix of ``path``
+            (``.onnx``, ``.pt2``).
+        input_shape: ``(C, H, W)`` of one input; by default the trained image shape in the
+            model's card, else the model's ``default_input_size``.
+        batch_size: Images in the verification batch.
+
+    Returns:
+        The :class:`ExportResult`, with the largest difference from PyTorch.
+
+    Raises:
+        ValueError: Unknown format, a suffix that contradicts ``format``, no known input
+            shape, or a model that cannot be exported (the message names the layer).
+        ImportError: ONNX export without ``onnx``, ``onnxscript`` and ``onnxruntime``
+            (``pip install 'visionblocks[export]'``).
+
+    Example:
+        >>> import tempfile, visionblocks as vb
+        >>> result = export(vb.simple_cnn(), f"{tempfile.mkdtemp()}/simple.pt2")
+        >>> result.format, result.max_abs_diff < 1e-4
+        ('pt2', True)
+    """
+    target = Path(path)
+    fmt = _format_of(target, format)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    if fmt == "onnx":
+        _require_onnx()
+    model = model_or_path if isinstance(model_or_path, nn.Module) else load_model(model_or_path)
+    shape = _input_shape(model, input_shape)
+    param = next(model.parameters(), None)
+    if param is not None and (param.device.type != "cpu" or param.dtype != torch.float32):
+        # Exported for the CPU in float32; the caller's model stays where it is.
+        model = _cpu_float_copy(model)
+    was_training = model.training
+    model.eval()
+    try:
+        program = _capture(model, shape)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        card = _card_json(model, shape)
+        check = torch.randn((batch_size, *shape), generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            expected = model(check)
+        if fmt == "onnx":
+            _write_onnx(program, target, card)
+            actual = _run_onnx(target, check)
+        else:
+            torch.export.save(program, target, extra_files={"visionblocks.json": card})
+            with torch.no_grad():
+                actual = torch.export.load(target).module()(check)
+    finally:
+        model.train(was_training)
+    difference = float((actual - expected).abs().max()) if expected.numel() else 0.0
+    return ExportResult(target, fmt, difference, batch_size, shape)
+
+
+def _format_of(path: Path, format: str | None) -> str:
+    suffix = path.suffix.lower()
+    if format is None:
+        if suffix not in FORMATS:
+            raise ValueError(
+                f"cannot tell the export format from {str(path)!r}; end the file name in "
+                f"{' or '.join(FORMATS)}, or pass format='onnx' or 'pt2'."
+            )
+        return FORMATS[suffix]
+    if format not in FORMATS.values():
+        raise ValueError(f"unknown export format {format!r}; use 'onnx' or 'pt2'.")
+    if suffix in FORMATS and FORMATS[suffix] != format:
+        raise ValueError(
+            f"format={format!r} but {str(path)!r} ends in {suffix}; name the file "
+            f"*.{format} or drop the format to use {FORMATS[suffix]!r}."
+        )
+    return format
+
+
+def _require_onnx() -> None:
+    missing = [
+        m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        raise ImportError(
+            f"ONNX export needs {', '.join(missing)}: pip install 'visionblocks[export]'."
+        )
+
+
+def _input_shape(
+    model: nn.Module, input_shape: tuple[int, int, int] | None
+) -> tuple[int, int, int]:
+    card = model_card(model)
+    shape = input_shape or (card.image_shape if card is not None else None)
+    shape = shape or getattr(model, "default_input_size", None)
+    if shape is None:
+        raise ValueError(
+            f"the input shape of this {type(model).__name__} is unknown; pass "
+            f"input_shape=(C, H, W), e.g. (3, 32, 32)."
+        )
+    if len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ValueError(f"input_shape must be (C, H, W) positive ints; got {shape!r}.")
+    return (shape[0], shape[1], shape[2])
+
+
+def _cpu_float_copy(model: nn.Module) -> nn.Module:
+    # deepcopy keeps plain attributes such as the model card.
+    return copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
+
+
+@contextlib.contextmanager
+def _layer_tracker(model: nn.Module) -> Iterator[list[str]]:
+    """Yield the stack of the modules being run, innermost last (names as in named_modules)."""
+    stack: list[str] = []
+
+    def enter(name: str) -> Any:
+        return lambda module, args: stack.append(name)
+
+    def leave(module: nn.Module, args: Any, output: Any) -> None:
+        stack.pop()
+
+    handles = []
+    for name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(enter(name)))
+        handles.append(module.register_forward_hook(leave))
+    try:
+        yield stack
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _capture(model: nn.Module, shape: tuple[int, int, int]) -> torch.export.ExportedProgram:
+    """``torch.export`` with a dynamic batch; a failure names the innermost layer it hit."""
+    example = torch.randn((_TRACE_BATCH, *shape), generator=torch.Generator().manual_seed(0))
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        with _layer_tracker(model) as running:
+            return torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    except Exception as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        where = running[-1] if running else ""
+        layer = model.get_submodule(where) if where else model
+        name = f"layer {where!r} ({type(layer).__name__})" if where else type(model).__name__
+        raise ValueError(
+            f"{name} cannot be exported: {type(err).__name__}: {reason} Make its forward free "
+            f"of Python control flow on tensor values (torch.export's requirement)."
+        ) from err
+
+
+def _card_json(model: nn.Module, shape: tuple[int, int, int]) -> str:
+    card = model_card(model)
+    fields: dict[str, Any] = {"input_shape": list(shape)}
+    if card is not None:
+        fields.update(dataclasses.asdict(card))
+        fields.pop("info", None)
+        fields.pop("path", None)
+    return json.dumps(fields, default=str)
+
+
+def _write_onnx(program: torch.export.ExportedProgram, path: Path, card: str) -> None:
+    # The exporter reports each of its steps on stdout; a library call should be quiet.
+    with contextlib.redirect_stdout(io.StringIO()):
+        onnx_program = torch.onnx.export(
+            program, (), None, dynamo=True, input_names=["images"], output_names=["logits"]
+        )
+    if onnx_program is None:  # pragma: no cover - the dynamo exporter always returns one
+        raise RuntimeError("torch.onnx.export returned no program.")
+    onnx_program.model.metadata_props[METADATA_KEY] = card
+    onnx_program.save(path)
+
+
+def _run_onnx(path: Path, images: torch.Tensor) -> torch.Tensor:
+    import onnxruntime  # type: ignore[import-untyped]
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    (logits,) = session.run(None, {name: images.numpy()})
+    return torch.from_numpy(logits)
