@@ -1,71 +1,345 @@
-"""Read an image folder with one subfolder per class (torchvision's ``ImageFolder`` layout)."""
+"""Image folders: find the files of a split, decide channels and size once, decode one file.
+
+A folder holds one subfolder per class (torchvision's ``ImageFolder`` layout), either
+directly or under ``train/``, ``val/`` and ``test/``. Everything that can be decided
+without decoding pixels is decided here, once for the whole folder, from the image
+headers (Pillow reads only the first bytes of a file): the classes, the files and
+labels of each split, the number of channels and the image size. Decoding is
+:func:`decode_image_file`, shared by the in-memory reader and the streaming dataset
+so that both give the same pixels.
+"""
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from torchvision.io import ImageReadMode, decode_image, read_file
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
 
 from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
 
-__all__ = ["read_image_folder"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "SPLITS",
+    "FolderIndex",
+    "decode_image_file",
+    "image_size_pair",
+    "index_folder",
+    "read_images",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+SPLITS = ("train", "val", "test")
+_TORCHVISION_IO_DEPRECATED = "The image decoding and encoding capabilities of TorchVision"
+# Pillow modes without colour; a folder is grayscale only if every image has one of them.
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
-def read_image_folder(
-    folder: Path, *, image_size: int | tuple[int, int] | None = None
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Read ``folder/<class>/<image>`` files into one uint8 tensor.
+@dataclass(frozen=True)
+class FolderIndex:
+    """The files of one split of an image folder, and how to decode them.
 
-    Classes are the sorted subfolder names. Images are read as RGB unless every
-    image is grayscale, in which case they stay single-channel.
-
-    Args:
-        folder: The root holding one subfolder per class.
-        image_size: Resize every image to this ``size`` or ``(height, width)``; needed
-            when the images differ in size.
-
-    Returns:
-        ``(images (N, C, H, W) uint8, labels (N,) int64, class names)``.
+    Attributes:
+        files: Image files, in label-then-path order.
+        labels: Class index of each file.
+        classes: Class names (sorted subfolder names); ``classes[label]`` names a label.
+        channels: 1 if every image of the folder (all splits) is grayscale, else 3.
+        size: ``(height, width)`` every image is decoded to.
+        name: ``"<folder>/<split>"``.
     """
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files: list[tuple[Path, int]] = [
-        (f, label)
-        for label, name in enumerate(classes)
-        for f in sorted((folder / name).rglob("*"))
-        if f.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    if not files:
-        raise DatasetNotFoundError(
-            f"no images ({', '.join(IMAGE_SUFFIXES)}) found in class subfolders of {folder}; "
-            f"lay it out as {folder}/<class name>/<image file>."
+
+    files: tuple[Path, ...]
+    labels: tuple[int, ...]
+    classes: tuple[str, ...]
+    channels: int
+    size: tuple[int, int]
+    name: str
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes of all images of the split decoded as uint8 ``(C, H, W)``."""
+        return len(self.files) * self.channels * self.size[0] * self.size[1]
+
+
+def image_size_pair(image_size: object) -> tuple[int, int] | None:
+    """``image_size`` as ``(height, width)``: ``N`` means ``(N, N)``; ``None`` stays ``None``.
+
+    Example:
+        >>> image_size_pair(32), image_size_pair((24, 32)), image_size_pair(None)
+        ((32, 32), (24, 32), None)
+    """
+    if image_size is None:
+        return None
+    pair = (image_size, image_size) if isinstance(image_size, int) else image_size
+    if (
+        not isinstance(pair, tuple | list)
+        or len(pair) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair)
+    ):
+        raise ValueError(
+            f"image_size must be a positive int N (N x N) or a (height, width) pair; got "
+            f"{image_size!r}."
         )
-    pil_images: list[Image.Image] = []
-    for path, _ in files:
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                pil_images.append(opened.copy())
-        except (OSError, UnidentifiedImageError) as err:
-            raise CorruptDatasetError(f"cannot read image {path}: {err}") from err
-    mode = "L" if all(im.mode in ("L", "1", "I;16", "I") for im in pil_images) else "RGB"
-    size = (image_size, image_size) if isinstance(image_size, int) else image_size
-    arrays = []
-    for (path, _), original in zip(files, pil_images, strict=True):
-        image = original.convert(mode)
-        if size is not None:
-            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        elif image.size != pil_images[0].size:
+    return (pair[0], pair[1])
+
+
+@dataclass
+class _Entry:
+    path: Path
+    class_name: str
+    size: tuple[int, int]  # (height, width)
+    gray: bool
+
+
+def index_folder(
+    root: Path,
+    split: str,
+    *,
+    val_fraction: float | None = None,
+    image_size: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> FolderIndex:
+    """Find the files of ``split`` in an image folder and decide channels and size.
+
+    See :func:`~visionblocks.data.load_dataset` for the layout and the rules.
+
+    Raises:
+        DatasetNotFoundError: The split does not exist in this folder, or has no images.
+        CorruptDatasetError: A file with an image suffix is not an image Pillow can read.
+        ValueError: Bad ``val_fraction``, an empty class folder, fewer than two classes,
+            or images of different sizes without ``image_size``.
+    """
+    if val_fraction is not None and not (
+        isinstance(val_fraction, int | float) and 0 < val_fraction < 1
+    ):
+        raise ValueError(
+            f"val_fraction must be a fraction in (0, 1), e.g. 0.2; got {val_fraction!r}."
+        )
+    present = [s for s in SPLITS if (root / s).is_dir()]
+    folders = {s: root / s for s in present} if present else {"train": root}
+    _check_split_exists(root, split, folders, val_fraction)
+    classes = _class_names(folders["train"] if "train" in folders else folders[split])
+    entries = {name: _scan(folder, classes) for name, folder in folders.items()}
+    everything = [e for found in entries.values() for e in found]
+    channels = 1 if all(e.gray for e in everything) else 3
+    size = image_size or _common_size(everything)
+
+    source = "train" if split == "val" and "val" not in folders else split
+    chosen = entries[source]
+    if val_fraction is not None and split in ("train", "val") and "val" not in folders:
+        held_out = _held_out(chosen, classes, val_fraction, seed)
+        chosen = [e for i, e in enumerate(chosen) if (i in held_out) == (split == "val")]
+    label_of = {name: i for i, name in enumerate(classes)}
+    return FolderIndex(
+        files=tuple(e.path for e in chosen),
+        labels=tuple(label_of[e.class_name] for e in chosen),
+        classes=tuple(classes),
+        channels=channels,
+        size=size,
+        name=f"{root}/{split}",
+    )
+
+
+def _check_split_exists(
+    root: Path, split: str, folders: dict[str, Path], val_fraction: float | None
+) -> None:
+    if split == "test" and "test" not in folders:
+        raise DatasetNotFoundError(
+            f"{root} has no test/ subfolder, so it has no test split (testing on training "
+            f"images would measure nothing); add {root}/test/<class>/<image>, or use "
+            f"split='val' with val_fraction=0.2."
+        )
+    if "val" in folders and val_fraction is not None:
+        raise ValueError(
+            f"{root} has a val/ subfolder, which is the validation split; drop "
+            f"val_fraction={val_fraction} (it would hold out part of train/ as well)."
+        )
+    if split == "val" and "val" not in folders and val_fraction is None:
+        raise DatasetNotFoundError(
+            f"{root} has no val/ subfolder; pass val_fraction=0.2 to hold out a stratified "
+            f"20% of the training images (the same fraction and seed with split='train' "
+            f"gives the rest)."
+        )
+    if split != "test" and "train" not in folders:
+        raise DatasetNotFoundError(
+            f"{root} has {'/, '.join(folders)}/ but no train/ subfolder; add "
+            f"{root}/train/<class>/<image>, or pass {root}/{next(iter(folders))} itself."
+        )
+
+
+def _class_names(folder: Path) -> list[str]:
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        found = f"only the class {classes[0]!r}" if classes else "no class subfolders"
+        raise ValueError(
+            f"{folder} has {found}; a classifier needs at least two classes, laid out as "
+            f"{folder}/<class name>/<image file>."
+        )
+    return classes
+
+
+def _scan(folder: Path, classes: list[str]) -> list[_Entry]:
+    """Every image of ``folder``'s class subfolders, with its size and colour from its header."""
+    extra = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown = [name for name in extra if name not in classes]
+    if unknown:
+        raise ValueError(
+            f"{folder} has the class folder {unknown[0]!r}, which the training split does not "
+            f"have (its classes: {', '.join(classes)}); rename or remove it."
+        )
+    entries: list[_Entry] = []
+    skipped: list[Path] = [p for p in folder.iterdir() if p.is_file() and p.name[0] != "."]
+    for name in extra:
+        files = [p for p in sorted((folder / name).rglob("*")) if p.is_file()]
+        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        skipped += [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES and p.name[0] != "."]
+        if not images:
             raise ValueError(
-                f"images differ in size ({path} is {image.size[0]}x{image.size[1]}, "
-                f"{files[0][0]} is {pil_images[0].size[0]}x{pil_images[0].size[1]}); pass "
-                f"image_size=... to resize them all."
+                f"the class folder {folder / name} has no images ({', '.join(IMAGE_SUFFIXES)}); "
+                f"add images or remove the folder."
             )
-        array = np.asarray(image, dtype=np.uint8)
-        arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
-    images = torch.from_numpy(np.stack(arrays))
-    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
-    return images, labels, classes
+        entries += [_read_header(p, name) for p in images]
+    if skipped:
+        warnings.warn(
+            f"{folder}: skipped {len(skipped)} file(s) that are not images in a class folder "
+            f"(suffix not in {', '.join(IMAGE_SUFFIXES)}), e.g. {skipped[0]}.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return entries
+
+
+def _read_header(path: Path, class_name: str) -> _Entry:
+    try:
+        with Image.open(path) as image:  # reads the header only
+            width, height = image.size
+            return _Entry(path, class_name, (height, width), image.mode in _GRAY_MODES)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise CorruptDatasetError(f"{path} is not an image Pillow can read: {err}") from err
+
+
+def _common_size(entries: Sequence[_Entry]) -> tuple[int, int]:
+    first = entries[0]
+    for entry in entries:
+        if entry.size != first.size:
+            (h1, w1), (h2, w2) = first.size, entry.size
+            raise ValueError(
+                f"images differ in size ({first.path} is {w1}x{h1}, {entry.path} is {w2}x{h2}); "
+                f"pass image_size=N (or (height, width)) to resize them all."
+            )
+    return first.size
+
+
+def _held_out(
+    entries: Sequence[_Entry], classes: Sequence[str], val_fraction: float, seed: int
+) -> set[int]:
+    """Indices of the stratified validation images: ``round(fraction * n_c)`` of each class."""
+    generator = torch.Generator().manual_seed(seed)
+    held: set[int] = set()
+    for name in classes:
+        members = [i for i, e in enumerate(entries) if e.class_name == name]
+        count = int(val_fraction * len(members) + 0.5)  # round half up
+        if count < 1:
+            raise ValueError(
+                f"val_fraction={val_fraction} is too small for class {name!r}: its "
+                f"{len(members)} images give no validation image; use val_fraction >= "
+                f"{0.5 / len(members):.3g}."
+            )
+        if count >= len(members):
+            raise ValueError(
+                f"val_fraction={val_fraction} leaves no training image of class {name!r} "
+                f"({len(members)} images); use a smaller val_fraction or add images."
+            )
+        order = torch.randperm(len(members), generator=generator)[:count]
+        held.update(members[i] for i in order.tolist())
+    return held
+
+
+def decode_image_file(
+    path: str | os.PathLike[str], channels: int, size: tuple[int, int]
+) -> torch.Tensor:
+    """Decode one image file to a ``(channels, *size)`` uint8 tensor.
+
+    ``torchvision.io.decode_image`` decodes PNG, JPEG, GIF and WebP; other formats
+    (BMP, TIFF, PPM) go through Pillow. Channels: alpha is dropped, grayscale is
+    repeated to RGB, RGB becomes grayscale with Pillow's ITU-R 601 integer weights.
+    Size: a plain bilinear, antialiased resize to ``(height, width)``; the aspect ratio
+    is not kept (what :func:`~visionblocks.inference.predict` does too).
+
+    Raises:
+        CorruptDatasetError: The file cannot be decoded; the message names it.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from torchvision.io import write_png
+        >>> path = tempfile.mkdtemp() + "/red.png"
+        >>> red = torch.zeros(3, 4, 6, dtype=torch.uint8); red[0] = 255
+        >>> _ = write_png(red, path)
+        >>> image = decode_image_file(path, channels=1, size=(2, 3))
+        >>> image.shape, image.dtype, int(image[0, 0, 0])  # 255 * 0.299
+        (torch.Size([1, 2, 3]), torch.uint8, 76)
+    """
+    try:
+        with warnings.catch_warnings():
+            # torchvision 0.29 deprecates its decoders for TorchCodec, which is not a
+            # dependency here; the warning would repeat once per image.
+            warnings.filterwarnings("ignore", _TORCHVISION_IO_DEPRECATED, DeprecationWarning)
+            image = decode_image(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
+    except RuntimeError:
+        image = _decode_with_pillow(Path(path))
+    if image.dim() == 4:  # an animated GIF: its first frame
+        image = image[0]
+    if image.dtype != torch.uint8:  # 16-bit PNG
+        image = TF.to_dtype(image, torch.uint8, scale=True)
+    image = _to_channels(image, channels)
+    if tuple(image.shape[-2:]) != size:
+        resized: torch.Tensor = TF.resize(
+            image, list(size), InterpolationMode.BILINEAR, antialias=True
+        )
+        return resized
+    return image
+
+
+def _decode_with_pillow(path: Path) -> torch.Tensor:
+    try:
+        with Image.open(path) as opened:
+            image = opened.convert("L" if opened.mode in _GRAY_MODES else "RGB")
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise CorruptDatasetError(f"cannot decode image {path}: {err}") from err
+    tensor: torch.Tensor = TF.pil_to_tensor(image)
+    return tensor
+
+
+def _to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
+    count = image.shape[0]
+    if count in (2, 4):  # with alpha: dropped
+        image, count = image[: count - 1], count - 1
+    if count == channels:
+        return image
+    if count == 1:
+        return image.expand(channels, -1, -1).contiguous()
+    # Pillow's "L": (299 R + 587 G + 114 B) / 1000 in 16-bit fixed point, rounded.
+    weights = torch.tensor([19595, 38470, 7471], dtype=torch.int32).reshape(3, 1, 1)
+    gray = (image.to(torch.int32) * weights).sum(0, keepdim=True).add_(0x8000) >> 16
+    return gray.to(torch.uint8)
+
+
+def read_images(index: FolderIndex) -> torch.Tensor:
+    """Decode every file of ``index`` into one ``(N, C, H, W)`` uint8 tensor.
+
+    Example:
+        >>> index = FolderIndex((), (), ("a", "b"), 1, (2, 2), "empty")
+        >>> read_images(index).shape
+        torch.Size([0, 1, 2, 2])
+    """
+    images = torch.empty((len(index.files), index.channels, *index.size), dtype=torch.uint8)
+    for i, path in enumerate(index.files):
+        images[i] = decode_image_file(path, index.channels, index.size)
+    return images

@@ -1,18 +1,20 @@
-"""``load_dataset``: every supported dataset by name, as an in-memory :class:`ImageDataset`."""
+"""``load_dataset``: every dataset by name or folder, in memory or (large folders) streamed."""
 
 from __future__ import annotations
 
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Literal, overload
 
 import torch
 
 from visionblocks.data._cifar import CIFAR_LAYOUT, read_cifar
 from visionblocks.data._dataset import ImageDataset
 from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
-from visionblocks.data._folder import read_image_folder
+from visionblocks.data._folder import SPLITS, image_size_pair, index_folder, read_images
 from visionblocks.data._idx import read_idx
+from visionblocks.data._stream import StreamingDataset, streams_by_default
 
 __all__ = ["DATASETS", "FASHION_MNIST_CLASSES", "default_root", "load_dataset"]
 
@@ -53,22 +55,82 @@ def default_root() -> Path:
     return Path(os.environ.get("VISIONBLOCKS_DATA", "data")).expanduser()
 
 
+@overload
+def load_dataset(
+    name: str | os.PathLike[str],
+    split: str = ...,
+    root: str | os.PathLike[str] | None = ...,
+    download: bool = ...,
+    *,
+    val_fraction: float | None = ...,
+    image_size: int | tuple[int, int] | None = ...,
+    in_memory: Literal[True],
+    seed: int = ...,
+) -> ImageDataset: ...
+
+
+@overload
+def load_dataset(
+    name: str | os.PathLike[str],
+    split: str = ...,
+    root: str | os.PathLike[str] | None = ...,
+    download: bool = ...,
+    *,
+    val_fraction: float | None = ...,
+    image_size: int | tuple[int, int] | None = ...,
+    in_memory: Literal[False],
+    seed: int = ...,
+) -> StreamingDataset: ...
+
+
+@overload
+def load_dataset(
+    name: str | os.PathLike[str],
+    split: str = ...,
+    root: str | os.PathLike[str] | None = ...,
+    download: bool = ...,
+    *,
+    val_fraction: float | None = ...,
+    image_size: int | tuple[int, int] | None = ...,
+    in_memory: bool | None = ...,
+    seed: int = ...,
+) -> ImageDataset | StreamingDataset: ...
+
+
 def load_dataset(
     name: str | os.PathLike[str],
     split: str = "train",
     root: str | os.PathLike[str] | None = None,
     download: bool = False,
     *,
+    val_fraction: float | None = None,
     image_size: int | tuple[int, int] | None = None,
-) -> ImageDataset:
-    """Load a dataset into memory as one uint8 tensor with labels, class names and stats.
+    in_memory: bool | None = None,
+    seed: int = 0,
+) -> ImageDataset | StreamingDataset:
+    """Load a dataset: into memory as one uint8 tensor, or (large image folders) as a stream.
+
+    Image folders hold one subfolder per class (``folder/<class>/<image>``, nested
+    folders allowed), either directly or under ``train/``, ``val/`` and ``test/`` (a
+    folder with any of these three is a split folder; its class folders are under them,
+    and the classes are those of ``train/``). A folder without ``test/`` has no test
+    split: ``split="test"`` is an error rather than the training images again. Rules
+    decided once for the whole folder (all splits), from the image headers:
+
+    * channels: RGB if any image has colour (Pillow mode other than ``1``/``L``/``LA``/
+      ``I``/``F``, palette images included), else grayscale; alpha is dropped;
+    * size: every image must have the same size unless ``image_size`` is given, which
+      resizes every image to it (bilinear, antialiased; the aspect ratio is not kept,
+      so crop photos of other shapes first);
+    * a file with an image suffix that cannot be read raises
+      :class:`CorruptDatasetError` naming it; other files are skipped with a warning.
 
     Args:
         name: ``"sample"`` (2,000 train / 1,000 test real Fashion-MNIST images shipped
             with the package, for offline use), ``"fashion-mnist"``, ``"mnist"``,
-            ``"cifar10"``, ``"cifar100"``, or the path of an image folder with one
-            subfolder per class (if it has a ``split`` subfolder, that is used).
-        split: ``"train"`` or ``"test"``.
+            ``"cifar10"``, ``"cifar100"``, or the path of an image folder.
+        split: ``"train"`` or ``"test"``; image folders also ``"val"`` (their ``val/``
+            subfolder, or the ``val_fraction`` held out of the training images).
         root: Folder holding the files. Fashion-MNIST/MNIST: the IDX files themselves
             (or torchvision's ``FashionMNIST/raw`` layout below it); CIFAR: the folder
             containing ``cifar-10-batches-py`` / ``cifar-100-python``. Defaults to
@@ -76,12 +138,25 @@ def load_dataset(
             package's ``/usr/share/datasets/fashion-mnist``).
         download: Fetch missing files with torchvision's downloader into ``root``.
             Never happens unless asked for.
-        image_size: Image folders only: resize every image to this size.
+        val_fraction: Image folders without ``val/`` only: hold out this fraction of
+            each class of the training images, ``round(val_fraction * n_c)`` chosen with
+            ``seed``: ``split="train"`` and ``split="val"`` with the same fraction and
+            seed are disjoint and together are every training image. Every class needs
+            at least one validation and one training image.
+        image_size: Image folders only: resize every image to ``N x N`` (an int) or
+            ``(height, width)``.
+        in_memory: Image folders only: ``True`` decodes every image into memory (an
+            :class:`ImageDataset`); ``False`` returns a :class:`StreamingDataset` that
+            decodes images when read; ``None`` streams when the decoded split would
+            exceed min(2 GiB, 25% of available memory) (:func:`stream_threshold`).
+        seed: Seed of the ``val_fraction`` split.
 
     Raises:
         DatasetNotFoundError: The files are not there; the message lists the paths
             tried and how to get them.
         CorruptDatasetError: A file is truncated or not in the expected format.
+        ValueError: A bad argument, or a folder that cannot make a dataset (an empty
+            class folder, a single class, mixed sizes without ``image_size``).
 
     Example:
         >>> ds = load_dataset("sample")
@@ -92,17 +167,24 @@ def load_dataset(
         >>> len(load_dataset("sample", "test"))
         1000
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test'; got {split!r}.")
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train', 'val' (image folders) or 'test'; got {split!r}.")
     root_path = Path(root).expanduser() if root is not None else None
     key = str(name).lower()
     if isinstance(name, os.PathLike) or (key not in _ALIASES and Path(name).is_dir()):
-        folder = Path(name)
-        if not folder.is_dir():
-            raise DatasetNotFoundError(f"image folder {folder} does not exist.")
-        folder = folder / split if (folder / split).is_dir() else folder
-        images, labels, classes = read_image_folder(folder, image_size=image_size)
-        return ImageDataset(images, labels, classes, str(folder))
+        return _load_folder(
+            Path(name), split, val_fraction=val_fraction, image_size=image_size,
+            in_memory=in_memory, seed=seed,
+        )  # fmt: skip
+    folder_only = {"val_fraction": val_fraction, "image_size": image_size}
+    folder_only["in_memory=False"] = True if in_memory is False else None
+    given = [k for k, v in folder_only.items() if v is not None]
+    if split == "val" or given:
+        what = "split='val'" if split == "val" else given[0]
+        raise ValueError(
+            f"{what} applies to image folders; {str(name)!r} is a named dataset with train "
+            f"and test splits held in memory (subset() or a tensor split makes a validation set)."
+        )
     if key not in _ALIASES:
         raise ValueError(
             f"unknown dataset {str(name)!r}: use one of {', '.join(map(repr, DATASETS))} or the "
@@ -116,6 +198,35 @@ def load_dataset(
     else:
         images, labels, classes = _read_mnist_like(key, split, root_path, download)
     return ImageDataset(images, labels, classes, f"{key}/{split}")
+
+
+def _load_folder(
+    folder: Path,
+    split: str,
+    *,
+    val_fraction: float | None,
+    image_size: int | tuple[int, int] | None,
+    in_memory: bool | None,
+    seed: int,
+) -> ImageDataset | StreamingDataset:
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"image folder {folder} does not exist.")
+    if in_memory not in (None, True, False):
+        raise TypeError(f"in_memory must be True, False or None (automatic); got {in_memory!r}.")
+    index = index_folder(
+        folder, split, val_fraction=val_fraction, image_size=image_size_pair(image_size),
+        seed=seed,
+    )  # fmt: skip
+    if not index.files:
+        raise DatasetNotFoundError(f"{index.name} has no images (its class folders are empty).")
+    stream = streams_by_default(index.decoded_bytes) if in_memory is None else not in_memory
+    if stream:
+        return StreamingDataset(
+            index.files, index.labels, index.classes, channels=index.channels,
+            image_size=index.size, name=index.name,
+        )  # fmt: skip
+    labels = torch.tensor(index.labels, dtype=torch.int64)
+    return ImageDataset(read_images(index), labels, list(index.classes), index.name)
 
 
 def _idx_files(folder: Path, split: str) -> tuple[Path, Path] | None:
@@ -168,7 +279,7 @@ def _read_mnist_like(
         found = _idx_files(base / _TORCHVISION_DIRS[name], split)
     if found is None:
         prefix = "train" if split == "train" else "t10k"
-        fixes = [f"pass download=True to fetch it into {base}", "pass root=<folder with the files>"]
+        fixes = [f"in Python, download=True fetches it into {base}", "root=<folder with the files>"]
         if name == "fashion-mnist":
             fixes.insert(0, "install it with `sudo apt-get install dataset-fashion-mnist`")
         raise DatasetNotFoundError(
@@ -198,7 +309,7 @@ def _read_cifar(
     if folder is None:
         raise DatasetNotFoundError(
             f"{name} ({split}) not found: looked for {CIFAR_LAYOUT[name][3]} in "
-            f"{', '.join(map(str, candidates))}. Fix: pass download=True to fetch "
-            f"it into {base} (needs internet), or root=<folder containing {folder_name}>."
+            f"{', '.join(map(str, candidates))}. Fix: in Python, download=True fetches "
+            f"it into {base} (needs internet); or pass root=<folder containing {folder_name}>."
         )
     return read_cifar(folder, name, split)

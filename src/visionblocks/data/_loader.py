@@ -71,7 +71,7 @@ class DeviceLoader:
     each complete pass, so plain loops still reshuffle.
 
     Args:
-        data: An :class:`ImageDataset`, or an ``(images, labels)`` pair of tensors:
+        data: An :class:`ImageDataset`, or an ``(images, labels)`` pair of tensors or NumPy arrays:
             ``(N, C, H, W)`` uint8 images (0-255) or floats in [0, 1], and ``(N,)`` labels.
             A dataset's per-sample ``transform`` is not used: augmentation is ``augment``.
         batch_size: Images per batch.

@@ -240,7 +240,8 @@ def check_stats(
     wanted = channels if channels is not None else max(len(mean_t), 1)
     if len(mean_t) != wanted or len(std_t) != wanted:
         raise ValueError(
-            f"mean and std need {wanted} value(s), one per channel; got mean={mean_t} and "
+            f"mean and std need {wanted} {'value' if wanted == 1 else 'values'}, one per "
+            f"channel; got mean={mean_t} and "
             f"std={std_t}."
         )
     if not all(math.isfinite(v) for v in mean_t + std_t):

@@ -1,0 +1,223 @@
+"""Batches of a streaming dataset: decoded in worker processes, augmented on the device.
+
+Worker processes only read and decode files and collate them into uint8 batches
+(4x smaller than float32 to pin and copy). Augmentation and normalization run on the
+whole batch on the training device with the same code, order and random streams as
+:class:`~visionblocks.data.DeviceLoader`, so a folder streamed or held in memory
+gives the same batches. Per-image PIL transforms in the workers are what this
+replaces; see ``benchmarks/bench_folder_stream.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from visionblocks.data._batch_augment import BatchAugmentFn, batch_augment
+from visionblocks.data._loader import epoch_order, epoch_seed
+from visionblocks.data._stream import StreamingDataset
+from visionblocks.data.contract import normalize
+
+__all__ = ["StreamLoader", "default_num_workers"]
+
+
+def default_num_workers() -> int:
+    """Decoding workers for this machine: ``min(4, usable CPU cores)``.
+
+    Four workers decode well over 10,000 small PNGs a second, more than a GPU step
+    on them needs; more would only take cores from the training process.
+
+    Example:
+        >>> 1 <= default_num_workers() <= 4
+        True
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+class _EpochSampler(Sampler[int]):
+    """Yields the indices it is given; the loader sets them before each epoch."""
+
+    def __init__(self, indices: list[int]) -> None:
+        self.indices = indices
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class StreamLoader:
+    """Iterate over shuffled, augmented, normalized batches of a streaming dataset.
+
+    The arguments and the batches are those of :class:`~visionblocks.data.DeviceLoader`:
+    the same ``seed`` and epoch give the same order and the same augmentation.
+
+    Args:
+        data: The :class:`~visionblocks.data.StreamingDataset`.
+        batch_size: Images per batch.
+        shuffle: Shuffle every epoch (otherwise keep the dataset's order).
+        drop_last: Drop the last, smaller batch.
+        augment: ``None``, a preset name (see :func:`~visionblocks.data.augmentation`) or
+            a callable ``(images (B, C, H, W), generator) -> images``, applied on ``device``
+            to the uint8 batch.
+        device: Where batches are augmented and produced.
+        seed: Base seed of order and augmentation (non-negative).
+        mean: Per-channel mean in [0, 1] units; default the dataset's.
+        std: Per-channel standard deviation in [0, 1] units; default the dataset's.
+        rank: This process's rank under distributed training.
+        world_size: Number of processes; each rank reads a disjoint, equal shard.
+        channels_last: Yield batches in ``torch.channels_last`` memory format.
+        num_workers: Decoding processes (default :func:`default_num_workers`; 0 decodes
+            in this process). They live as long as the loader.
+        padding: Random-crop padding used by presets.
+        cutout_size: Cutout square side used by presets (default half the image size).
+
+    Yields:
+        ``(x, y)``: float32 ``(B, C, H, W)`` normalized images and int64 ``(B,)`` labels,
+        both on ``device``. Batches come from pinned memory when ``device`` is CUDA.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from pathlib import Path
+        >>> from torchvision.io import write_png
+        >>> from visionblocks.data import StreamingDataset
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for i in range(6):
+        ...     image = torch.full((1, 8, 8), 40 * i, dtype=torch.uint8)
+        ...     _ = write_png(image, str(folder / f"{i}.png"))
+        >>> ds = StreamingDataset(sorted(folder.glob("*.png")), [0, 1] * 3, ["a", "b"],
+        ...                       channels=1, image_size=(8, 8))
+        >>> loader = StreamLoader(ds, batch_size=4, augment="standard", num_workers=0)
+        >>> [tuple(x.shape) for x, y in loader]
+        [(4, 1, 8, 8), (2, 1, 8, 8)]
+    """
+
+    def __init__(
+        self,
+        data: StreamingDataset,
+        *,
+        batch_size: int,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        augment: str | BatchAugmentFn | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        channels_last: bool = False,
+        num_workers: int | None = None,
+        padding: int = 4,
+        cutout_size: int | None = None,
+    ) -> None:
+        if not isinstance(data, StreamingDataset):
+            raise TypeError(
+                f"StreamLoader reads a StreamingDataset (load_dataset(folder, in_memory=False)); "
+                f"got {type(data).__name__}. In-memory data goes to DeviceLoader."
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0; got {seed}.")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(
+                f"need world_size >= 1 and 0 <= rank < world_size; got rank={rank}, "
+                f"world_size={world_size}."
+            )
+        if len(data) < world_size:
+            raise ValueError(f"{len(data)} images cannot be shared by {world_size} ranks.")
+        workers = default_num_workers() if num_workers is None else num_workers
+        if workers < 0:
+            raise ValueError(f"num_workers must be >= 0 or None; got {num_workers}.")
+        self.data = data
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.channels_last = channels_last
+        self.num_workers = workers
+        self.epoch = 0
+        self.classes = list(data.classes)
+        self.num_classes = data.num_classes
+        self.mean = tuple(data.mean if mean is None else mean)
+        self.std = tuple(data.std if std is None else std)
+        channels = data.channels
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ValueError(f"mean and std need {channels} values; got {mean} and {std}.")
+        self._mean = torch.tensor(self.mean, dtype=torch.float32, device=self.device)
+        self._std = torch.tensor(self.std, dtype=torch.float32, device=self.device)
+        if isinstance(augment, str):
+            self.augment = batch_augment(
+                augment,
+                padding=padding,
+                cutout_size=cutout_size,
+                image_size=min(data.image_size),
+                in_channels=channels,
+            )
+        else:
+            self.augment = augment
+        self._sampler = _EpochSampler(self.epoch_indices(0).tolist())
+        self.loader: DataLoader[Any] = DataLoader(
+            data,
+            batch_size=batch_size,
+            sampler=self._sampler,
+            drop_last=drop_last,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=workers > 0,
+            # Its own generator: iterating must not draw from the global RNG (dropout's).
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of every image."""
+        return self.data.image_shape
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order and augmentation the next iteration replays."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0; got {epoch}.")
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def epoch_indices(self, epoch: int | None = None) -> torch.Tensor:
+        """The dataset indices this rank visits in ``epoch`` (default: the current one)."""
+        return epoch_order(
+            len(self.data), seed=self.seed, epoch=self.epoch if epoch is None else epoch,
+            shuffle=self.shuffle, rank=self.rank, world_size=self.world_size,
+        )  # fmt: skip
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch = self.epoch
+        self._sampler.indices = self.epoch_indices(epoch).tolist()
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch, 1))
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        for images, labels in self.loader:
+            x = images.to(self.device, non_blocking=True)  # (B, C, H, W) uint8
+            y = labels.to(self.device, non_blocking=True)  # (B,)
+            if self.augment is not None:
+                x = self.augment(x, generator)
+            yield normalize(x, self._mean, self._std, memory_format=memory_format), y
+        self.epoch = epoch + 1
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamLoader(size={len(self.data)}, batch_size={self.batch_size}, "
+            f"shuffle={self.shuffle}, augment={self.augment!r}, device={str(self.device)!r}, "
+            f"num_workers={self.num_workers}, rank={self.rank}/{self.world_size})"
+        )
