@@ -56,16 +56,17 @@ def _read_rows(path: Path, keep: Callable[[dict[str, str]], bool]) -> tuple[list
 
 def _write_csv(path: Path, fields: Sequence[str], rows: Sequence[Mapping[str, object]]) -> None:
     """Replace ``path`` atomically by a CSV file with ``fields`` and ``rows``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # A plain open (not mkstemp, which makes 0600 files) so the file gets the usual umask mode.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(fields))
             writer.writeheader()
             writer.writerows(rows)
             _sync(f)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
