@@ -96,7 +96,8 @@ def atomic_save(obj: object, path: str | Path) -> Path:
         stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it private (0600); a checkpoint is a normal file
+        if hasattr(os, "fchmod"):  # POSIX: mkstemp makes it private (0600); a checkpoint is not
+            os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
