@@ -24,6 +24,7 @@ TINY = {
     "filters_and_gradcam.py": ["--epochs", "1", "--out", "{out}"],
     "06_quantization.py": ["--epochs", "1", "--limit", "512", "--no-progress"],
     "07_architecture_search.py": [*COMMON_TINY, "--limit", "400", "--trials", "2"],
+    "08_own_images.py": [*COMMON_TINY_OUT, "--epochs", "2", "--pretrain-epochs", "1"],
 }
 # What each of the lab's exercises must leave in --out (with matplotlib installed).
 OUTPUTS = {
