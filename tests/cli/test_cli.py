@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 import visionblocks as vb
+from visionblocks._cli import _train_plan
 from visionblocks._cli import train as train_module
 from visionblocks._cli._common import CLIError, parse_model_args
 from visionblocks.cli import build_parser, main
@@ -53,7 +54,7 @@ def test_train_defaults_are_the_offline_resnet20_run() -> None:
     args = train_module.resolve_options(build_parser().parse_args(["train"]))
     assert (args.model, args.dataset, args.root, args.recipe) == (None, "sample", None, None)
     assert (args.seed, args.device, args.precision, args.no_progress) == (0, "auto", "auto", False)
-    name, _, _, fit_kwargs, tta = train_module._plan(args, vb.load_dataset("sample"))
+    name, _, _, fit_kwargs, tta = _train_plan.plan_run(args, vb.load_dataset("sample"))
     assert (name, tta) == ("resnet20", False)
     # Catches a CLI default that drifted from fit()'s own, or an option left alone passed as None.
     defaults = vb.train.fit.__kwdefaults__

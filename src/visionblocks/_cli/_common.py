@@ -26,6 +26,7 @@ __all__ = [
     "CLIError",
     "Splits",
     "TrainedModel",
+    "add_checkpoint_argument",
     "add_data_arguments",
     "add_device_arguments",
     "build_model",
@@ -36,6 +37,7 @@ __all__ = [
     "load_data",
     "load_splits",
     "load_trained",
+    "model_file",
     "normalize",
     "parse_model_args",
     "probe_writable",
@@ -254,16 +256,27 @@ class TrainedModel:
     state: dict[str, Any]
 
 
+def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional ``checkpoint`` of the commands that use a trained model."""
+    parser.add_argument("checkpoint", help="model.pt written by `visionblocks train`")
+
+
+def model_file(path: str) -> Path:
+    """``path`` of an existing model file, or a :class:`CLIError` that says how to make one."""
+    if not Path(path).is_file():
+        raise CLIError(
+            f"no checkpoint at {path!r}: no model file there; `visionblocks train --out DIR` "
+            f"writes DIR/model.pt."
+        )
+    return Path(path)
+
+
 def load_trained(path: str) -> TrainedModel:
     """Rebuild the model stored in a checkpoint with :func:`visionblocks.load_model`.
 
     ``state`` holds the file's other plain entries (``dataset``, ``epochs``, ...).
     """
-    if not Path(path).is_file():
-        raise CLIError(
-            f"no checkpoint at {path!r}; `visionblocks train --out DIR` writes DIR/model.pt."
-        )
-    model = load_model(path)
+    model = load_model(model_file(path))
     card = model_card(model)
     if card is None:  # pragma: no cover - load_model always attaches one
         raise RuntimeError(f"load_model({path!r}) returned a model without its ModelCard.")

@@ -9,6 +9,7 @@ import torch
 
 from visionblocks._cli._common import (
     CLIError,
+    add_checkpoint_argument,
     add_data_arguments,
     add_device_arguments,
     has_matplotlib,
@@ -121,7 +122,7 @@ def _gradcam(args: argparse.Namespace) -> int:
 def add_eval_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``eval`` and ``gradcam``."""
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix")
-    p.add_argument("checkpoint", help="model.pt written by `visionblocks train`")
+    add_checkpoint_argument(p)
     add_data_arguments(p)
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--tta", action="store_true", help="average with the mirrored image")
@@ -130,7 +131,7 @@ def add_eval_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("gradcam", help="Grad-CAM overlay of one image as a PNG")
-    p.add_argument("checkpoint", help="model.pt written by `visionblocks train`")
+    add_checkpoint_argument(p)
     p.add_argument("image", help="image file, e.g. PNG or JPEG (resized to the training size)")
     p.add_argument("--out", help="PNG to write (default: IMAGE.gradcam.png)")
     p.add_argument("--class-idx", type=int, help="class to explain (default: the prediction)")

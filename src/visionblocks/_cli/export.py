@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from visionblocks._cli._common import CLIError
+from visionblocks._cli._common import add_checkpoint_argument, model_file
 from visionblocks._export import FORMATS, export
 
 __all__ = ["add_export_parser"]
@@ -20,7 +20,7 @@ def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "axis, run the exported file on a batch (onnxruntime for ONNX) and print the largest "
         "difference from PyTorch.",
     )
-    p.add_argument("checkpoint", help="model.pt written by `visionblocks train`")
+    add_checkpoint_argument(p)
     p.add_argument(
         "--format",
         choices=sorted(set(FORMATS.values())),
@@ -32,12 +32,7 @@ def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _export(args: argparse.Namespace) -> int:
-    checkpoint = Path(args.checkpoint)
-    if not checkpoint.is_file():
-        raise CLIError(
-            f"no model file at {args.checkpoint!r}; `visionblocks train --out DIR` writes "
-            f"DIR/model.pt."
-        )
+    checkpoint = model_file(args.checkpoint)
     fmt = args.format
     if args.out is None:
         out = checkpoint.with_suffix(f".{fmt or 'onnx'}")

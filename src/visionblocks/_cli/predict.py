@@ -7,7 +7,7 @@ import csv
 import warnings
 from pathlib import Path
 
-from visionblocks._cli._common import CLIError
+from visionblocks._cli._common import add_checkpoint_argument, model_file
 from visionblocks.inference import Prediction, load_model, model_card, predict
 
 __all__ = ["add_predict_parser", "prediction_table"]
@@ -22,7 +22,7 @@ def add_predict_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "is converted to the trained channels, resized to the trained size and normalized "
         "with the training statistics stored in the file.",
     )
-    p.add_argument("checkpoint", help="model.pt written by `visionblocks train`")
+    add_checkpoint_argument(p)
     p.add_argument(
         "inputs", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...) or folders of them"
     )
@@ -77,12 +77,7 @@ def _write_csv(path: Path, predictions: list[Prediction]) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    if not Path(args.checkpoint).is_file():
-        raise CLIError(
-            f"no model file at {args.checkpoint!r}; `visionblocks train --out DIR` writes "
-            f"DIR/model.pt."
-        )
-    model = load_model(args.checkpoint)
+    model = load_model(model_file(args.checkpoint))
     card = model_card(model)
     with warnings.catch_warnings():
         # Said once below, in the command's own words, instead of as a Python warning.

@@ -61,15 +61,35 @@ def _make_shortcut(
 
 
 class _ResidualBlock(nn.Module):
-    """Shared forward for residual blocks: ``relu(body(x) + shortcut(x))``."""
+    """What residual blocks share: ``relu(body(x) + shortcut(x))``; subclasses make the body."""
 
     expansion: ClassVar[int] = 1
-    body: nn.Sequential  # ends with the norm layer that zero_init_last() zeroes
-    shortcut: nn.Module
 
-    def __init__(self, *, residual: bool) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        *,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        shortcut: ShortcutKind = "projection",
+        residual: bool = True,
+    ) -> None:
         super().__init__()
         self.residual = residual
+        # The body first: its layers draw their initial weights before the shortcut's.
+        self.body: nn.Sequential = self._make_body(in_channels, out_channels, stride, norm_layer)
+        self.shortcut: nn.Module = (
+            _make_shortcut(in_channels, out_channels, stride, shortcut, norm_layer)
+            if residual
+            else nn.Identity()
+        )
+
+    def _make_body(
+        self, in_channels: int, out_channels: int, stride: int, norm_layer: NormLayer
+    ) -> nn.Sequential:
+        """The residual branch, ending with the norm layer that :meth:`zero_init_last` zeroes."""
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block to ``(B, C_in, H, W)``, giving ``(B, C_out, H / stride, W / stride)``."""
@@ -110,28 +130,15 @@ class BasicBlock(_ResidualBlock):
 
     expansion: ClassVar[int] = 1
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        *,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-        shortcut: ShortcutKind = "projection",
-        residual: bool = True,
-    ) -> None:
-        super().__init__(residual=residual)
-        self.body = nn.Sequential(
+    def _make_body(
+        self, in_channels: int, out_channels: int, stride: int, norm_layer: NormLayer
+    ) -> nn.Sequential:
+        return nn.Sequential(
             conv3x3(in_channels, out_channels, stride),
             norm_layer(out_channels),
             nn.ReLU(inplace=True),
             conv3x3(out_channels, out_channels),
             norm_layer(out_channels),
-        )
-        self.shortcut = (
-            _make_shortcut(in_channels, out_channels, stride, shortcut, norm_layer)
-            if residual
-            else nn.Identity()
         )
 
 
@@ -157,24 +164,16 @@ class Bottleneck(_ResidualBlock):
 
     expansion: ClassVar[int] = 4
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        *,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-        shortcut: ShortcutKind = "projection",
-        residual: bool = True,
-    ) -> None:
-        super().__init__(residual=residual)
+    def _make_body(
+        self, in_channels: int, out_channels: int, stride: int, norm_layer: NormLayer
+    ) -> nn.Sequential:
         if out_channels % self.expansion:
             raise ValueError(
                 f"Bottleneck out_channels must be a multiple of {self.expansion}; "
                 f"got {out_channels}."
             )
         width = out_channels // self.expansion
-        self.body = nn.Sequential(
+        return nn.Sequential(
             conv1x1(in_channels, width),
             norm_layer(width),
             nn.ReLU(inplace=True),
@@ -183,9 +182,4 @@ class Bottleneck(_ResidualBlock):
             nn.ReLU(inplace=True),
             conv1x1(width, out_channels),
             norm_layer(out_channels),
-        )
-        self.shortcut = (
-            _make_shortcut(in_channels, out_channels, stride, shortcut, norm_layer)
-            if residual
-            else nn.Identity()
         )

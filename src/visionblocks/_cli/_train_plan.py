@@ -1,0 +1,235 @@
+"""What a ``visionblocks train`` run does, from its resolved options.
+
+The options are checked first (:func:`check_options`, before any data is read); then
+:func:`plan_run` picks the model and the arguments of ``fit`` for one of three kinds of
+run: plain (the options left alone take ``fit``'s defaults), ``--recipe`` (the recipe's
+network and settings) or ``--pretrained`` (a pretrained network with a new head, trained
+by ``fine_tune``); :func:`make_callbacks` adds what the options ask for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from visionblocks._cli._common import CLIError, build_model, check_model_name, parse_model_args
+from visionblocks._cli.config import OptionSpec
+from visionblocks.data import ImageDataset, StreamingDataset
+from visionblocks.recipes import RECIPE_PRESETS, FastRecipe, fast_recipe
+from visionblocks.train import FIT_DEFAULTS as TRAIN_DEFAULTS
+from visionblocks.train import LAST_CHECKPOINT, Callback, EarlyStopping
+from visionblocks.transfer import pretrained, read_checkpoint
+
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "DEFAULT_MODEL",
+    "FIT_DEFAULTS",
+    "SMALL_DATA",
+    "Data",
+    "EpochCopies",
+    "check_options",
+    "freeze_epochs",
+    "make_callbacks",
+    "plan_run",
+]
+
+DEFAULT_MODEL = "resnet20"
+# ResNet-20 on the 2,000 built-in sample images in batches of 64: about 6 s per epoch on 2
+# (shared) CPU cores, so the default run takes about a minute and reaches ~80% test accuracy
+# (measured: docs/getting_started.rst).
+DEFAULT_EPOCHS = 8
+# Below this many training images the default batch is small, so that the run still takes
+# enough optimizer steps (2,000 images in batches of 256 would be 8 steps per epoch).
+SMALL_DATA = 10_000
+# Defaults of the options a --recipe sets itself (None on the parser, so that an option given
+# together with --recipe can be told from one left alone).
+FIT_DEFAULTS: dict[str, Any] = {
+    "model": DEFAULT_MODEL,
+    **{k: getattr(TRAIN_DEFAULTS, k) for k in (
+        "augment", "optimizer", "schedule", "momentum", "weight_decay", "label_smoothing"
+    )},
+}  # fmt: skip
+# Options that override a recipe's field of the same name.
+RECIPE_FIELDS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "label_smoothing")
+Data = ImageDataset | StreamingDataset
+# The valid values of the numeric options, checked before any data is read.
+_RANGES: dict[str, tuple[str, Any]] = {
+    "epochs": ("an integer >= 1", lambda v: v >= 1),
+    "batch_size": ("an integer >= 1", lambda v: v >= 1),
+    "limit": ("a positive number of images", lambda v: v >= 1),
+    "image_size": ("a positive number of pixels", lambda v: v >= 1),
+    "val_fraction": ("in (0, 1), e.g. 0.2", lambda v: 0 < v < 1),
+    "freeze_epochs": ("an integer >= 0", lambda v: v >= 0),
+    "lr": ("a finite number > 0", lambda v: 0 < v < math.inf),
+    "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "weight_decay": ("a finite number >= 0", lambda v: 0 <= v < math.inf),
+    "label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "mixup": ("a finite alpha >= 0 (0: off)", lambda v: 0 <= v < math.inf),
+    "cutmix": ("a finite alpha >= 0 (0: off)", lambda v: 0 <= v < math.inf),
+    "grad_clip": ("a finite norm > 0", lambda v: 0 < v < math.inf),
+    "ema": ("a decay in (0, 1), e.g. 0.99", lambda v: 0 < v < 1),
+    "early_stop": ("a patience >= 1 epoch", lambda v: v >= 1),
+    "accumulate": ("an integer >= 1", lambda v: v >= 1),
+    "checkpoint_every": ("an integer >= 1 (epochs)", lambda v: v >= 1),
+    "seed": ("an integer in [0, 2**63)", lambda v: 0 <= v < 2**63),
+}
+
+
+def check_options(args: argparse.Namespace, specs: dict[str, OptionSpec]) -> None:
+    """Fail before any data is read on a value out of range or options that do not combine."""
+    for key, (allowed, ok) in _RANGES.items():
+        value = getattr(args, key)
+        if value is not None and not ok(value):  # NaN fails every comparison
+            raise CLIError(f"{specs[key].flag} must be {allowed}; got {value!r}.")
+    if args.pretrained is None:
+        pairs = (("--weights", args.weights), ("--freeze-epochs", args.freeze_epochs))
+        alone = [flag for flag, value in pairs if value is not None]
+        if alone:
+            raise CLIError(f"{' and '.join(alone)} go with --pretrained NAME; add it or drop them.")
+    elif args.model is not None or args.recipe is not None:
+        raise CLIError("--pretrained NAME names the model to fine-tune; drop --model and --recipe.")
+    if args.recipe is None:
+        if args.model is not None:
+            check_model_name(args.model)
+        return
+    fixed = ("model", "model_arg", "augment", "optimizer", "schedule")
+    given = [f"--{k.replace('_', '-')}" for k in fixed if getattr(args, k) is not None]
+    if given:
+        raise CLIError(
+            f"{', '.join(given)} cannot be combined with --recipe {args.recipe}, which sets "
+            f"those options itself; drop them, or train without --recipe."
+        )
+
+
+def _recipe_for(args: argparse.Namespace, train: Data) -> FastRecipe:
+    """The ``--recipe`` preset for ``train`` with the overriding options applied."""
+    # The dataset's own preset, else the one for its number of channels.
+    preset = args.dataset if args.dataset in RECIPE_PRESETS else None
+    preset = preset or ("fashion-mnist" if train.image_shape[0] == 1 else "cifar10")
+    overrides = {k: getattr(args, k) for k in RECIPE_FIELDS if getattr(args, k) is not None}
+    if len(train) < SMALL_DATA and args.batch_size is None:
+        overrides["batch_size"] = 64
+    try:
+        return fast_recipe(preset, **overrides)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+
+
+def plan_run(
+    args: argparse.Namespace, train: Data
+) -> tuple[str, nn.Module, dict[str, Any], dict[str, Any], bool]:
+    """``(model name, model, its kwargs, fit() kwargs, flip TTA?)`` for the options given."""
+    if args.recipe is not None:
+        recipe = _recipe_for(args, train)
+        widths = {"widths": list(recipe.widths)}
+        model, kwargs = build_model("fast_cnn", train.num_classes, train.image_shape, widths)
+        recipe.init_model(model, train)
+        fit_kwargs = recipe.fit_kwargs()
+        fit_kwargs.update(mixup=args.mixup, cutmix=args.cutmix)
+        return "fast_cnn", model, kwargs, fit_kwargs, recipe.tta
+    # The options left alone take FIT_DEFAULTS; "model" names the network, the rest go to fit().
+    fit_kwargs = {
+        k: d if getattr(args, k) is None else getattr(args, k) for k, d in FIT_DEFAULTS.items()
+    }
+    name = fit_kwargs.pop("model")
+    extra = parse_model_args(args.model_arg)
+    if args.pretrained is not None:
+        name = args.pretrained
+        model, kwargs = _pretrained_model(args, train, extra)
+    else:
+        model, kwargs = build_model(name, train.num_classes, train.image_shape, extra)
+    if fit_kwargs["schedule"] == "none":
+        fit_kwargs["schedule"] = None
+    fit_kwargs.update(
+        epochs=args.epochs if args.epochs is not None else DEFAULT_EPOCHS,
+        batch_size=args.batch_size or (64 if len(train) < SMALL_DATA else 256),
+        lr=args.lr, mixup=args.mixup, cutmix=args.cutmix,
+    )  # fmt: skip
+    return name, model, kwargs, fit_kwargs, False
+
+
+def _pretrained_model(
+    args: argparse.Namespace, train: Data, extra: dict[str, Any]
+) -> tuple[nn.Module, dict[str, Any]]:
+    """``--pretrained NAME --weights ...``: the model with a new head, and its builder kwargs."""
+    weights = args.weights or "DEFAULT"
+    model = pretrained(
+        args.pretrained, train.num_classes, weights=weights, in_channels=train.image_shape[0],
+        model_kwargs=extra,
+    )  # fmt: skip
+    saved: dict[str, Any] = {}
+    if Path(weights).is_file():
+        saved = dict(read_checkpoint(weights).get("model_kwargs") or {})
+    kwargs = {
+        **saved, **extra, "num_classes": train.num_classes, "in_channels": train.image_shape[0]
+    }  # fmt: skip
+    return model, kwargs
+
+
+class EpochCopies(Callback):
+    """Copy ``fit``'s ``last.pt`` to ``epoch-E.pt`` after every ``every``-th completed epoch.
+
+    ``fit`` writes ``last.pt`` right after ``on_epoch_end``, so the copy of epoch E is
+    made when the next epoch starts (or the run ends).
+
+    Example:
+        >>> EpochCopies("runs/x", every=2).every
+        2
+    """
+
+    def __init__(self, folder: str | Path, *, every: int) -> None:
+        self.folder = Path(folder)
+        self.every = every
+        self._completed: int | None = None
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
+        """Note that ``epoch`` completed (``fit`` saves it next)."""
+        self._completed = epoch if epoch % self.every == 0 else None
+
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        """Copy the checkpoint of the epoch completed before this one."""
+        self._copy()
+
+    def on_fit_end(self, trainer: Any) -> None:
+        """Copy the checkpoint of the last epoch."""
+        self._copy()
+
+    def _copy(self) -> None:
+        last = self.folder / LAST_CHECKPOINT
+        if self._completed is not None and last.is_file():
+            shutil.copyfile(last, self.folder / f"epoch-{self._completed}.pt")
+        self._completed = None
+
+
+def make_callbacks(args: argparse.Namespace, out: Path) -> list[Callback]:
+    """The callbacks the options ask for; the loggers check their files here, before training."""
+    from visionblocks.train import CSVLogger
+
+    callbacks: list[Callback] = [CSVLogger(out / "history.csv")]
+    if args.early_stop is not None:
+        callbacks.append(EarlyStopping("val_loss", patience=args.early_stop))
+    if args.checkpoint_every is not None:
+        callbacks.append(EpochCopies(out, every=args.checkpoint_every))
+    if args.tensorboard is not None:
+        from visionblocks.train import TensorBoardLogger
+
+        try:
+            callbacks.append(TensorBoardLogger(args.tensorboard or out / "tensorboard"))
+        except ImportError as err:
+            raise CLIError(
+                f"--tensorboard needs the tensorboard package: "
+                f'pip install "visionblocks[tensorboard]" ({err}).'
+            ) from None
+        except ValueError as err:
+            raise CLIError(f"--tensorboard: {err}") from None
+    return callbacks
+
+
+def freeze_epochs(args: argparse.Namespace) -> int:
+    """The epochs that train only the new head of a ``--pretrained`` run."""
+    return 1 if args.freeze_epochs is None else int(args.freeze_epochs)

@@ -1,0 +1,231 @@
+"""Classify images with a trained model: :func:`predict` and its :class:`Prediction`.
+
+Each image is read the way training saw it (``_images``), then normalized with
+:func:`visionblocks.data.normalize` and the model's stored statistics, the function every
+training path feeds the network through.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from visionblocks.data import normalize
+from visionblocks.inference._images import ImageInput, expand_inputs, prepare_image
+from visionblocks.inference._model_file import STATS_ATTR, Stats, load_model, model_card
+from visionblocks.train import resolve_device
+
+__all__ = ["Prediction", "predict"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The classification of one input by :func:`predict`.
+
+    Attributes:
+        source: The file path, or a name such as ``"tensor[3]"`` or ``"image 0"``.
+        index: The predicted class index.
+        label: The predicted class name (the index as text when the model has no names).
+        probability: Softmax probability of the predicted class.
+        top_indices: The ``top_k`` most probable classes, most probable first.
+        top_labels: Their names.
+        top_probabilities: Their probabilities (non-increasing).
+
+    Example:
+        >>> p = Prediction("cat.png", 3, "cat", 0.9, (3, 5), ("cat", "dog"), (0.9, 0.05))
+        >>> str(p)
+        'cat.png: cat (90.0%)'
+    """
+
+    source: str
+    index: int
+    label: str
+    probability: float
+    top_indices: tuple[int, ...]
+    top_labels: tuple[str, ...]
+    top_probabilities: tuple[float, ...]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.label} ({self.probability:.1%})"
+
+
+@dataclass(frozen=True)
+class _Usage:
+    """What :func:`predict` needs to know about a model, from its card or its attributes."""
+
+    classes: tuple[str, ...] | None
+    stats: Stats | None
+    channels: int | None
+    size: tuple[int, int] | None
+
+
+def _usage(model: nn.Module) -> _Usage:
+    card = model_card(model)
+    stats = getattr(model, STATS_ATTR, None)
+    if card is not None and card.stats is not None:
+        stats = card.stats
+    shape = card.image_shape if card is not None else None
+    channels = shape[0] if shape is not None else getattr(model, "in_channels", None)
+    return _Usage(
+        classes=card.classes if card is not None else None,
+        stats=None if stats is None else (tuple(stats[0]), tuple(stats[1])),
+        channels=channels if isinstance(channels, int) else None,
+        size=None if shape is None else (shape[1], shape[2]),
+    )
+
+
+def predict(
+    model_or_path: nn.Module | str | os.PathLike[str],
+    inputs: ImageInput | Sequence[ImageInput],
+    *,
+    top_k: int = 1,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+) -> list[Prediction]:
+    """Classify images with a trained model: one :class:`Prediction` per image.
+
+    Each image is prepared the way the model was trained: converted to its number of
+    channels (RGB to grayscale with the ITU-R 601 weights Pillow uses, grayscale to RGB
+    by repetition, alpha dropped), resized to the stored training size (bilinear,
+    antialiased, as the folder reader resizes; the aspect ratio is not kept) and
+    normalized with the stored statistics. A model without a stored size gets its images
+    at their own size; one without statistics gets them scaled to [0, 1] only.
+
+    Args:
+        model_or_path: A model (e.g. from :func:`load_model`, or trained by ``fit``) or
+            the path of its model file.
+        inputs: Image files (decoded by Pillow), folders (their
+            image files, recursively, in sorted order), PIL images, or tensors: uint8
+            (0-255) or float ([0, 1]), ``(C, H, W)`` or a batch ``(B, C, H, W)``; one input
+            or a list of them.
+        top_k: How many of the most probable classes each prediction lists.
+        batch_size: Images per forward pass (they are decoded one batch at a time).
+        device: ``"auto"`` keeps a model where it is (a model read from a file goes to
+            the best device here); ``"cpu"``, ``"cuda"``, ... moves it there.
+
+    Returns:
+        The predictions, in the order of the inputs (a folder's files in sorted order).
+
+    Raises:
+        FileNotFoundError: An input path does not exist.
+        ValueError: A file is not an image, a folder holds none, ``top_k`` is not in
+            ``[1, num_classes]``, or a tensor is not an image or batch of images.
+        TypeError: An input is of another type.
+
+    Warns:
+        UserWarning: The model stores no class names: labels are the class indices.
+
+    Example:
+        >>> import torch, warnings, visionblocks as vb
+        >>> model = vb.simple_cnn(num_classes=3, in_channels=1, image_size=28)
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     found = predict(model, torch.zeros(2, 1, 28, 28), top_k=3)
+        >>> len(found), found[0].top_labels[0] == str(found[0].index), str(caught[0].message)[:23]
+        (2, True, 'the model stores no cla')
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive int; got {top_k!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    if isinstance(model_or_path, nn.Module):
+        model = model_or_path
+        target = None if device == "auto" else resolve_device(device)
+    else:
+        model = load_model(model_or_path)
+        target = resolve_device(device)
+    if target is not None:
+        model.to(target)
+    usage = _usage(model)
+    num_classes = _num_classes(usage, model)
+    if num_classes is not None and top_k > num_classes:
+        raise ValueError(
+            f"top_k={top_k} is more than the model's {num_classes} classes; use 1 to {num_classes}."
+        )
+    if usage.classes is None:
+        warnings.warn(
+            "the model stores no class names, so predictions are labelled by class index; "
+            "train with `visionblocks train` or save_checkpoint(..., extra={'classes': [...]}) "
+            "to name them.",
+            UserWarning,
+            stacklevel=2,
+        )
+    items = list(expand_inputs(inputs))
+    if not items:
+        raise ValueError("predict needs at least one input; got an empty list.")
+    param = next(model.parameters(), None)
+    run_on = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    results: list[Prediction] = []
+    try:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            images = [
+                prepare_image(read(), source, usage.channels, usage.size) for source, read in chunk
+            ]
+            results += _classify(model, [s for s, _ in chunk], images, usage, top_k, run_on)
+    finally:
+        model.train(was_training)
+    return results
+
+
+def _num_classes(usage: _Usage, model: nn.Module) -> int | None:
+    if usage.classes is not None:
+        return len(usage.classes)
+    count = getattr(model, "num_classes", None)
+    return count if isinstance(count, int) and count > 0 else None
+
+
+def _classify(
+    model: nn.Module,
+    sources: list[str],
+    images: list[torch.Tensor],
+    usage: _Usage,
+    top_k: int,
+    device: torch.device,
+) -> list[Prediction]:
+    """Run ``images`` through ``model``; images of one shape and dtype share a batch."""
+    groups: dict[tuple[tuple[int, ...], torch.dtype], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault((tuple(image.shape), image.dtype), []).append(i)
+    probabilities: dict[int, torch.Tensor] = {}
+    for members in groups.values():
+        batch = torch.stack([images[i] for i in members]).to(device)  # (B, C, H, W)
+        channels = batch.shape[1]
+        mean, std = usage.stats or ((0.0,) * channels, (1.0,) * channels)
+        with torch.no_grad():
+            logits = model(normalize(batch, mean, std))  # (B, K)
+        for i, row in zip(members, logits.float().softmax(dim=1).cpu(), strict=True):
+            probabilities[i] = row
+    results = []
+    for i, source in enumerate(sources):
+        row = probabilities[i]
+        labels = usage.classes or tuple(str(k) for k in range(len(row)))
+        if len(labels) != len(row):
+            raise ValueError(
+                f"the model has {len(row)} outputs but {len(labels)} stored class names; "
+                f"save the class names of the data it was trained on."
+            )
+        if top_k > len(row):
+            raise ValueError(
+                f"top_k={top_k} is more than the model's {len(row)} classes; use 1 to {len(row)}."
+            )
+        values, indices = row.topk(top_k)
+        top = [int(k) for k in indices]
+        results.append(
+            Prediction(
+                source=source,
+                index=top[0],
+                label=labels[top[0]],
+                probability=float(values[0]),
+                top_indices=tuple(top),
+                top_labels=tuple(labels[k] for k in top),
+                top_probabilities=tuple(float(v) for v in values),
+            )
+        )
+    return results
