@@ -27,7 +27,7 @@ from visionblocks.data._batch_ops import (
 )
 from visionblocks.data._dataset import ImageDataset, channel_stats, subset
 from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
-from visionblocks.data._folder import decode_image_file
+from visionblocks.data._folder import IMAGE_SUFFIXES, decode_image_file
 from visionblocks.data._load import DATASETS, FASHION_MNIST_CLASSES, load_dataset
 from visionblocks.data._loader import DeviceLoader, epoch_seed
 from visionblocks.data._mix import CutMix, MixUp
@@ -74,6 +74,7 @@ __all__ = [
     # image folders streamed from disk
     "StreamingDataset",
     "StreamLoader",
+    "IMAGE_SUFFIXES",
     "decode_image_file",
     "default_num_workers",
     "stream_threshold",

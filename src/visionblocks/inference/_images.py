@@ -19,10 +19,9 @@ from PIL import Image
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-__all__ = ["IMAGE_SUFFIXES", "ImageInput", "Reader", "expand_inputs", "prepare_image"]
+from visionblocks.data import IMAGE_SUFFIXES  # the same files as load_dataset(folder) reads
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
-"""File suffixes :func:`~visionblocks.inference.predict` takes from a folder (it skips others)."""
+__all__ = ["IMAGE_SUFFIXES", "ImageInput", "Reader", "expand_inputs", "prepare_image"]
 
 ImageInput: TypeAlias = "str | os.PathLike[str] | Image.Image | torch.Tensor"
 """One input of :func:`~visionblocks.inference.predict`: an image file or a folder of them,

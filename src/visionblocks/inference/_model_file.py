@@ -16,14 +16,12 @@ from typing import Any, TypeAlias
 from torch import nn
 
 from visionblocks.models import create_model
-from visionblocks.train import load_checkpoint, strip_wrapper_prefixes
+from visionblocks.train import STATS_ATTR, load_checkpoint, strip_wrapper_prefixes
 
 __all__ = ["CARD_ATTR", "STATS_ATTR", "ModelCard", "Stats", "load_model", "model_card"]
 
 CARD_ATTR = "visionblocks_card"
 """Attribute :func:`load_model` sets on the model it returns: its :class:`ModelCard`."""
-STATS_ATTR = "visionblocks_stats"
-# ``fit`` sets STATS_ATTR on the model it trains and ``evaluate`` normalizes with it.
 
 # Entries of a model file that are not facts about how to use the model.
 _NOT_INFO = frozenset(

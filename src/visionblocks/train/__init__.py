@@ -27,7 +27,7 @@ from visionblocks.train._device import (
     resolve_device,
     resolve_plan,
 )
-from visionblocks.train._evaluate import evaluate
+from visionblocks.train._evaluate import STATS_ATTR, evaluate
 from visionblocks.train._fit import LAST_CHECKPOINT, fit
 from visionblocks.train._history import EvalResult, History
 from visionblocks.train._loggers import CSVLogger, TensorBoardLogger
@@ -62,6 +62,7 @@ __all__ = [
     "unwrap_model",
     "strip_wrapper_prefixes",
     "LAST_CHECKPOINT",
+    "STATS_ATTR",
     "ExecutionPlan",
     "resolve_device",
     "resolve_plan",
