@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from visionblocks._device import resolve_device
+
 __all__ = ["LayerSummary", "ModelSummary", "summary"]
 
 
@@ -164,14 +166,16 @@ def summary(
         input_size: ``(C, H, W)`` of one input, without the batch dimension.
         batch_size: Batch size of the dummy input (FLOPs scale with it).
         max_depth: Deepest rows ``str()`` shows; the data always has every row.
-        device: Where to run; defaults to the device of the model's first parameter.
+        device: Where to run (``"cpu"``, ``"cuda"``, ... or ``"auto"``; one this machine lacks
+            is refused); defaults to the device of the model's first parameter.
         dtype: Dtype of the dummy input.
 
     Returns:
         A :class:`ModelSummary`; ``print()`` it for the table.
 
     Raises:
-        ValueError: ``input_size`` or ``batch_size`` is not positive.
+        ValueError: ``input_size`` or ``batch_size`` is not positive, or ``device`` is not
+            available here.
 
     Example:
         >>> from visionblocks import resnet20
@@ -192,6 +196,8 @@ def summary(
     if device is None:
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
+    else:
+        device = resolve_device(device)
     x = torch.zeros((batch_size, *sizes), device=device, dtype=dtype)
 
     names = {id(m): name for name, m in model.named_modules() if name}

@@ -169,8 +169,10 @@ def subset(
         >>> len(small), small.labels.tolist(), small.name
         (4, [0, 0, 1, 1], 'images[40%]')
     """
+    if not isinstance(fraction, int | float) or isinstance(fraction, bool):
+        raise TypeError(f"fraction must be a number in (0, 1], e.g. 0.1 for 10%; got {fraction!r}.")
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must be in (0, 1], e.g. 0.1 for 10%; got {fraction}.")
+        raise ValueError(f"fraction must be in (0, 1], e.g. 0.1 for 10%; got {fraction!r}.")
     generator = torch.Generator().manual_seed(seed)
     if stratified:
         picks = []

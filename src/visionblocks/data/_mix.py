@@ -50,8 +50,10 @@ class _BatchMix:
     """What MixUp and CutMix share: the alpha check, the labels, ``lam`` and the partners."""
 
     def __init__(self, alpha: float) -> None:
-        if alpha <= 0:
-            raise ValueError(f"alpha must be > 0; got {alpha}.")
+        if not isinstance(alpha, int | float) or isinstance(alpha, bool):
+            raise TypeError(f"alpha must be a number > 0, e.g. 0.2; got {alpha!r}.")
+        if not (math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"alpha must be a finite number > 0, e.g. 0.2; got {alpha!r}.")
         self.alpha = alpha
 
     def __call__(

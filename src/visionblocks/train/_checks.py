@@ -142,7 +142,7 @@ def check_model_fits_data(
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"the model must return (B, num_classes) logits; it returned {shape}.")
     num_classes = int(out.shape[1])
-    if num_classes < 1:
+    if num_classes < 1 or getattr(model, "num_classes", None) == 0:  # 0: pooled features out
         raise ValueError(
             "the model's head has 0 outputs; build it with num_classes >= 1 (or "
             "reset_classifier(num_classes) after a feature extractor)."

@@ -71,9 +71,7 @@ def resolve_torchvision_weights(name: str, weights: Any) -> Any:
 
 def _is_path(weights: object) -> bool:
     # exists(), not is_file(): a folder passed as weights is refused by the reader, by name.
-    return isinstance(weights, os.PathLike) or (
-        isinstance(weights, str) and Path(weights).exists()
-    )
+    return isinstance(weights, os.PathLike) or (isinstance(weights, str) and Path(weights).exists())
 
 
 def pretrained(
