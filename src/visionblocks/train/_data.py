@@ -117,7 +117,7 @@ def make_batches(
             data,
             batch_size=batch_size,
             shuffle=train,
-            drop_last=train and len(tensors_of(data)[1]) > batch_size,
+            drop_last=train and len(tensors_of(data)[1]) // world_size > batch_size,
             augment=augment if train else None,
             device=device,
             seed=seed,
@@ -130,7 +130,8 @@ def make_batches(
     if isinstance(data, StreamingDataset):  # decoded in workers, augmented on the device
         mean, std = stats if stats is not None else (None, None)
         return StreamLoader(
-            data, batch_size=batch_size, shuffle=train, drop_last=train and len(data) > batch_size,
+            data, batch_size=batch_size, shuffle=train,
+            drop_last=train and len(data) // world_size > batch_size,
             augment=augment if train else None, device=device, seed=seed, mean=mean, std=std,
             rank=rank, world_size=world_size, channels_last=channels_last,
         )  # fmt: skip

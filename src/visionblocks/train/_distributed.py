@@ -12,7 +12,7 @@ import atexit
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -22,7 +22,7 @@ from visionblocks.train._device import ExecutionPlan, resolve_plan
 
 __all__ = [
     "DistContext",
-    "SyncBatchNorm",
+    "GlooSyncBatchNorm",
     "all_gather_shards",
     "all_reduce_sum",
     "check_same_model",
@@ -151,25 +151,41 @@ def place_eval(device: str | torch.device, precision: str) -> tuple[ExecutionPla
     return _on_local_gpu(resolve_plan(device, precision), ctx), ctx
 
 
-class SyncBatchNorm(nn.SyncBatchNorm):
-    """``nn.SyncBatchNorm`` that also synchronizes on the CPU (gloo), where torch's raises.
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes, differentiable: the gradient of a sum is the sum of gradients."""
 
-    On the CPU the batch mean and variance are summed over the processes with
-    differentiable all-reduces (two per layer: the mean first, then the centred squares,
-    which is more accurate than one pass over ``x`` and ``x**2``); gradients flow back
-    through them as in torch's CUDA kernel. Elsewhere it is ``nn.SyncBatchNorm``.
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total
+
+
+class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose batch statistics are those of all processes, for CPU (gloo) runs.
+
+    ``nn.SyncBatchNorm`` runs only on GPUs (DDP refuses it on the CPU). Here the batch
+    mean and variance are summed over the processes with differentiable all-reduces
+    (two per layer: the mean first, then the centred squares, more accurate than one pass
+    over ``x`` and ``x**2``); gradients flow back through them as in torch's CUDA kernel.
+    Outside a multi-process group, or in eval mode, it is plain BatchNorm.
     """
 
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected (N, C, ...) input; got shape {tuple(input.shape)}.")
+
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        syncing = (
-            input.device.type == "cpu"
-            and self.training
-            and dist.is_available()
-            and dist.is_initialized()
-            and dist.get_world_size(self.process_group or dist.group.WORLD) > 1
-        )
+        syncing = self.training and dist.is_initialized() and dist.get_world_size() > 1
         if not syncing:
             return super().forward(input)
+        self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
@@ -178,18 +194,15 @@ class SyncBatchNorm(nn.SyncBatchNorm):
         return self._synced_batch_norm(input, factor)
 
     def _synced_batch_norm(self, x: torch.Tensor, factor: float) -> torch.Tensor:
-        # Imported here: torch.distributed.nn needs a build with distributed support.
-        from torch.distributed.nn.functional import all_reduce
-
-        group = self.process_group or dist.group.WORLD
+        all_reduce = _AllReduceSum.apply
         dims = [0, *range(2, x.dim())]  # all but the channels of (N, C, ...)
         shape = [1, -1] + [1] * (x.dim() - 2)
         count = x.new_tensor([x.numel() // x.shape[1]])
-        sums: torch.Tensor = all_reduce(torch.cat([x.sum(dims), count]), group=group)  # type: ignore[no-untyped-call]
+        sums: torch.Tensor = all_reduce(torch.cat([x.sum(dims), count]))
         total = sums[-1]
         mean = sums[:-1] / total  # (C,)
         centred = x - mean.view(shape)
-        squares: torch.Tensor = all_reduce((centred * centred).sum(dims), group=group)  # type: ignore[no-untyped-call]
+        squares: torch.Tensor = all_reduce((centred * centred).sum(dims))
         var = squares / total  # biased, (C,)
         if self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
@@ -203,24 +216,25 @@ class SyncBatchNorm(nn.SyncBatchNorm):
 
 
 def convert_sync_batchnorm(model: nn.Module, ctx: DistContext) -> tuple[nn.Module, str | None]:
-    """BatchNorm -> :class:`SyncBatchNorm` under DDP; returns the model and a note, if any.
+    """BatchNorm -> synchronized BatchNorm under DDP; returns the model and a note, if any.
 
-    SyncBatchNorm computes the batch statistics over the batches of all processes, which
-    matters when each process's batch is small. Conversion keeps the weights; a model
-    already converted (a second ``fit``, as in ``fine_tune``) is left as it is, with any
-    hooks on its layers.
+    Synchronized BatchNorm computes the batch statistics over the batches of all
+    processes, which matters when each process's batch is small: ``nn.SyncBatchNorm``
+    under NCCL (GPUs), :class:`GlooSyncBatchNorm` under gloo (CPUs). Conversion keeps the
+    weights; a model already converted (a second ``fit``, as in ``fine_tune``) is left
+    as it is.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return model, "sync_batchnorm=True: the model has no BatchNorm layer; nothing to convert."
     if not ctx.enabled:
         return model, "sync_batchnorm=True has no effect in a single-process run."
-    if all(isinstance(m, SyncBatchNorm) for m in norms):
-        return model, None
-    model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
-    for module in model.modules():
-        if type(module) is nn.SyncBatchNorm:
-            module.__class__ = SyncBatchNorm  # same state; adds the CPU path
+    if dist.get_backend() == "nccl":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model), None  # type: ignore[no-untyped-call]
+    for norm in norms:
+        # In place, unlike torch's converter, so hooks on the layer (frozen statistics,
+        # see visionblocks.transfer.freeze) survive; the two classes share every attribute.
+        norm.__class__ = GlooSyncBatchNorm
     return model, None
 
 
