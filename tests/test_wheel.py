@@ -39,7 +39,7 @@ assert (package / "py.typed").is_file()
 train = load_dataset("sample")
 assert len(train) == 2000 and train.image_shape == (1, 28, 28), train
 assert len(load_dataset("sample", "test")) == 1000
-assert sum(p.numel() for p in resnet_cifar(20).parameters()) == 272474
+assert sum(p.numel() for p in resnet_cifar(depth=20).parameters()) == 272474
 print("ok", visionblocks.__version__, package)
 """
 
