@@ -12,6 +12,7 @@ from visionblocks.analysis.plot_training import (
     HistoryLike,
     plot_confusion_matrix,
     plot_history,
+    plot_lr_find,
     plot_misclassified,
 )
 from visionblocks.analysis.receptive_field import (
@@ -44,6 +45,7 @@ __all__ = [
     "plot_feature_maps",
     "plot_grad_cam",
     "plot_history",
+    "plot_lr_find",
     "plot_confusion_matrix",
     "plot_misclassified",
     "HistoryLike",

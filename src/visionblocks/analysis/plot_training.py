@@ -17,7 +17,13 @@ from visionblocks.analysis._mpl import PathLike, finish, new_figure, to_display
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["HistoryLike", "plot_confusion_matrix", "plot_history", "plot_misclassified"]
+__all__ = [
+    "HistoryLike",
+    "plot_confusion_matrix",
+    "plot_history",
+    "plot_lr_find",
+    "plot_misclassified",
+]
 
 
 class HistoryLike(Protocol):
@@ -190,4 +196,29 @@ def plot_misclassified(
         true, pred = int(targets[index]), int(predictions[index])
         ax.set_title(f"{class_names[true]} -> {class_names[pred]}", fontsize=8, color="tab:red")
     fig.suptitle(f"{len(wrong)} of {images.shape[0]} misclassified (true -> predicted)")
+    return finish(fig, save)
+
+
+def plot_lr_find(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    suggestion: float,
+    *,
+    save: PathLike | None = None,
+) -> Figure:
+    """Loss against learning rate of a range test, on a log axis, with the suggestion marked.
+
+    ``LRFinderResult.plot()`` (from :func:`~visionblocks.train.lr_find`) calls this.
+
+    Example:
+        >>> fig = plot_lr_find([1e-3, 1e-2, 1e-1], [2.3, 1.9, 2.8], 1e-2)
+        >>> fig.axes[0].get_xscale()
+        'log'
+    """
+    fig = new_figure(5, 3.5)
+    ax = fig.add_subplot()
+    ax.plot(list(lrs), list(losses))
+    ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"{suggestion:.2g}")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed loss", title="LR range test")
+    ax.legend()
     return finish(fig, save)

@@ -31,6 +31,7 @@ from visionblocks.models.resnet import (
     resnet56,
     resnet110,
     resnet_cifar,
+    resnet_imagenet_cifar,
 )
 from visionblocks.models.simple_cnn import SimpleCNN, simple_cnn, simple_cnn_bn
 from visionblocks.models.vgg import VGG, vgg11_cifar, vgg13_cifar, vgg16_cifar, vgg_cifar
@@ -67,6 +68,7 @@ __all__ = [
     "resnet44",
     "resnet56",
     "resnet110",
+    "resnet_imagenet_cifar",
     "resnet18_cifar",
     "resnet34_cifar",
     "resnet50_cifar",

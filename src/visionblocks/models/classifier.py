@@ -27,7 +27,27 @@ class Classifier(nn.Module):
         num_features: Width of the pooled feature vector fed to the head.
         min_input_size: Smallest input height/width the network accepts.
         default_input_size: ``(C, H, W)`` the model is designed for.
-    """
+
+    Example:
+        >>> class Tiny(Classifier):
+        ...     def __init__(self, num_classes: int = 3, in_channels: int = 1) -> None:
+        ...         super().__init__(num_classes=num_classes, in_channels=in_channels)
+        ...         self.num_features = 4
+        ...         self.features = nn.Conv2d(in_channels, 4, 3, padding=1)
+        ...         self.head = nn.Linear(4, num_classes)
+        ...     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        ...         return self.features(x)
+        >>> model = Tiny()
+        >>> model(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 3])
+        >>> model.reset_classifier(0)  # no head: pooled features
+        >>> model(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 4])
+        >>> model(torch.zeros(2, 3, 28, 28))
+        Traceback (most recent call last):
+            ...
+        ValueError: Tiny was built for in_channels=1 but got 3-channel input of shape (2, 3, 28, 28); build the model with in_channels=3.
+    """  # noqa: E501  (the doctest's expected error is one long line)
 
     num_classes: int
     in_channels: int

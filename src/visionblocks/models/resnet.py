@@ -29,6 +29,7 @@ __all__ = [
     "resnet44",
     "resnet56",
     "resnet110",
+    "resnet_imagenet_cifar",
     "resnet18_cifar",
     "resnet34_cifar",
     "resnet50_cifar",
@@ -193,7 +194,7 @@ class _CifarBuilder(Protocol):
     ) -> ResNet: ...
 
 
-def _cifar_builder(depth: int, params: str) -> _CifarBuilder:
+def _cifar_builder(depth: int, params: int) -> _CifarBuilder:
     """Make and register ``resnet{depth}``, a fixed-depth shortcut to :func:`resnet_cifar`."""
 
     def builder(
@@ -215,26 +216,66 @@ def _cifar_builder(depth: int, params: str) -> _CifarBuilder:
 
     builder.__name__ = builder.__qualname__ = f"resnet{depth}"
     builder.__doc__ = (
-        f"ResNet-{depth} for CIFAR ({params} parameters): ``resnet_cifar(depth={depth})``.\n\n"
-        f"See :func:`resnet_cifar` for the arguments."
+        f"ResNet-{depth} for CIFAR ({params:,} parameters): ``resnet_cifar(depth={depth})``.\n\n"
+        f"See :func:`resnet_cifar` for the arguments.\n\n"
+        f"Example:\n"
+        f"    >>> sum(p.numel() for p in resnet{depth}().parameters())\n"
+        f"    {params}\n"
+        f"    >>> resnet{depth}(num_classes=5, in_channels=1)(torch.zeros(2, 1, 28, 28)).shape\n"
+        f"    torch.Size([2, 5])\n"
     )
     return register_model(builder)
 
 
-resnet20 = _cifar_builder(20, "0.27 M")
-resnet32 = _cifar_builder(32, "0.47 M")
-resnet44 = _cifar_builder(44, "0.66 M")
-resnet56 = _cifar_builder(56, "0.86 M")
-resnet110 = _cifar_builder(110, "1.7 M")
+resnet20 = _cifar_builder(20, 272_474)
+resnet32 = _cifar_builder(32, 466_906)
+resnet44 = _cifar_builder(44, 661_338)
+resnet56 = _cifar_builder(56, 855_770)
+resnet110 = _cifar_builder(110, 1_730_714)
 
 
-def _imagenet_style(
-    block: Block,
-    depths: tuple[int, int, int, int],
-    num_classes: int,
-    in_channels: int,
-    zero_init_last: bool,
+# The ImageNet ResNets (He et al. 2015, Table 1): (block, blocks per stage) by depth.
+_IMAGENET_DEPTHS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+
+
+@register_model
+def resnet_imagenet_cifar(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    *,
+    depth: int = 18,
+    zero_init_last: bool = False,
 ) -> ResNet:
+    """An ImageNet ResNet (18, 34, 50, 101, 152) with a 3x3 stride-1 stem for 32x32 inputs.
+
+    The stages keep ImageNet's widths (64-512, times 4 with Bottleneck blocks); only the
+    7x7 stride-2 stem and its max-pool are replaced, since they would shrink a 32x32
+    image to 8x8 before the first block.
+
+    Args:
+        num_classes: Number of output classes.
+        in_channels: Image channels.
+        depth: 18, 34 (BasicBlock), 50, 101 or 152 (Bottleneck).
+        zero_init_last: Start every block as an identity.
+
+    Raises:
+        ValueError: ``depth`` is not one of the ImageNet depths.
+
+    Example:
+        >>> sum(p.numel() for p in resnet_imagenet_cifar(depth=18).parameters())
+        11173962
+    """
+    if depth not in _IMAGENET_DEPTHS:
+        raise ValueError(
+            f"resnet_imagenet_cifar depth must be one of {sorted(_IMAGENET_DEPTHS)}; got {depth!r}."
+        )
+    block, depths = _IMAGENET_DEPTHS[depth]
     widths = tuple(w * block.expansion for w in (64, 128, 256, 512))
     return ResNet(
         block,
@@ -257,20 +298,33 @@ def resnet18_cifar(
         >>> sum(p.numel() for p in resnet18_cifar().parameters())
         11173962
     """
-    return _imagenet_style(BasicBlock, (2, 2, 2, 2), num_classes, in_channels, zero_init_last)
+    return resnet_imagenet_cifar(num_classes, in_channels, depth=18, zero_init_last=zero_init_last)
 
 
 @register_model
 def resnet34_cifar(
     num_classes: int = 10, in_channels: int = 3, *, zero_init_last: bool = False
 ) -> ResNet:
-    """ResNet-34 with a 3x3 stride-1 stem for 32x32 inputs (21.3 M parameters)."""
-    return _imagenet_style(BasicBlock, (3, 4, 6, 3), num_classes, in_channels, zero_init_last)
+    """ResNet-34 with a 3x3 stride-1 stem for 32x32 inputs (21.3 M parameters).
+
+    Example:
+        >>> sum(p.numel() for p in resnet34_cifar().parameters())
+        21282122
+        >>> resnet34_cifar(num_classes=100).head.out_features
+        100
+    """
+    return resnet_imagenet_cifar(num_classes, in_channels, depth=34, zero_init_last=zero_init_last)
 
 
 @register_model
 def resnet50_cifar(
     num_classes: int = 10, in_channels: int = 3, *, zero_init_last: bool = False
 ) -> ResNet:
-    """ResNet-50 (Bottleneck blocks) with a 3x3 stride-1 stem for 32x32 inputs (23.5 M params)."""
-    return _imagenet_style(Bottleneck, (3, 4, 6, 3), num_classes, in_channels, zero_init_last)
+    """ResNet-50 (Bottleneck blocks) with a 3x3 stride-1 stem for 32x32 inputs (23.5 M params).
+
+    Example:
+        >>> model = resnet50_cifar()
+        >>> sum(p.numel() for p in model.parameters()), model.num_features
+        (23520842, 2048)
+    """
+    return resnet_imagenet_cifar(num_classes, in_channels, depth=50, zero_init_last=zero_init_last)

@@ -140,7 +140,14 @@ def vgg11_cifar(num_classes: int = 10, in_channels: int = 3, *, batch_norm: bool
 
 @register_model
 def vgg13_cifar(num_classes: int = 10, in_channels: int = 3, *, batch_norm: bool = True) -> VGG:
-    """VGG-13 with BatchNorm for 32x32 images (9.41 M parameters); ``vgg_cifar(depth=13)``."""
+    """VGG-13 with BatchNorm for 32x32 images (9.41 M parameters); ``vgg_cifar(depth=13)``.
+
+    Example:
+        >>> sum(p.numel() for p in vgg13_cifar().parameters())
+        9413066
+        >>> vgg13_cifar(num_classes=5, in_channels=1).eval()(torch.zeros(1, 1, 28, 28)).shape
+        torch.Size([1, 5])
+    """
     return vgg_cifar(
         num_classes=num_classes, in_channels=in_channels, depth=13, batch_norm=batch_norm
     )
@@ -148,7 +155,14 @@ def vgg13_cifar(num_classes: int = 10, in_channels: int = 3, *, batch_norm: bool
 
 @register_model
 def vgg16_cifar(num_classes: int = 10, in_channels: int = 3, *, batch_norm: bool = True) -> VGG:
-    """VGG-16 with BatchNorm for 32x32 images (14.7 M parameters); ``vgg_cifar(depth=16)``."""
+    """VGG-16 with BatchNorm for 32x32 images (14.7 M parameters); ``vgg_cifar(depth=16)``.
+
+    Example:
+        >>> sum(p.numel() for p in vgg16_cifar().parameters())
+        14724042
+        >>> sum(p.numel() for p in vgg16_cifar(batch_norm=False).parameters())
+        14719818
+    """
     return vgg_cifar(
         num_classes=num_classes, in_channels=in_channels, depth=16, batch_norm=batch_norm
     )

@@ -41,15 +41,10 @@ class LRFinderResult:
 
     def plot(self, save: str | Path | None = None) -> Figure:
         """Loss against learning rate on a log axis, with the suggestion marked."""
-        from visionblocks.analysis._mpl import finish, new_figure  # lazy: optional extra
+        from visionblocks.analysis import plot_lr_find  # lazy: matplotlib is optional
 
-        fig = new_figure(5, 3.5)
-        ax = fig.add_subplot()
-        ax.plot(self.lrs, self.losses)
-        ax.axvline(self.suggestion, color="tab:red", linestyle="--", label=f"{self.suggestion:.2g}")
-        ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed loss", title="LR range test")
-        ax.legend()
-        return finish(fig, save)
+        figure: Figure = plot_lr_find(self.lrs, self.losses, self.suggestion, save=save)
+        return figure
 
 
 def lr_find(
