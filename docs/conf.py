@@ -45,9 +45,8 @@ nitpick_ignore_regex = [
     (r"py:attr", r"\w+"),
     # Defined on a private base class, so autodoc does not list it on BasicBlock's entry.
     (r"py:meth", r"BasicBlock\.zero_init_last"),
-    # Named without their module in signatures: torch's SWA helper, and the callback
-    # hooks' ``trainer`` argument, annotated with a class that is not public.
-    (r"py:class", r"(AveragedModel|Trainer)"),
+    # Named without its module in signatures: torch's SWA helper.
+    (r"py:class", r"AveragedModel"),
     (r"py:.*", r"(.*\.)?(DistContext|Block|NormLayer|ShortcutKind|PathLike|DataLike|PresetName)"),
 ]
 # Build machines without internet (CI here) cannot fetch the inventories: set
@@ -109,7 +108,7 @@ def _keep_public(app: Any, what: str, name: str, obj: Any, skip: bool, options: 
 
 
 def _resolve_public(app: Any, env: Any, node: Any, contnode: Any) -> Any:
-    """Resolve ``visionblocks.load_model`` or ``Trainer``-style names to their entry.
+    """Resolve ``visionblocks.load_model`` or ``RunState``-style names to their entry.
 
     A docstring may name an object by any public path (the top level, a private
     module, a re-export); each object has one entry, under its home module.

@@ -22,7 +22,7 @@ from visionblocks.nas._space import ArchConfig, SearchSpace
 from visionblocks.train import Callback, fit
 
 if TYPE_CHECKING:
-    from visionblocks.train import RunState as Trainer
+    from visionblocks.train import RunState
 
 __all__ = ["SearchResult", "TrialResult", "search"]
 
@@ -95,7 +95,7 @@ class _PruneOnPlateau(Callback):
         self.pruned = False
         self.best = math.nan
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         accuracy = metrics["val_acc"]
         self.best = accuracy if math.isnan(self.best) else max(self.best, accuracy)
         self.trial.report(accuracy, epoch)

@@ -15,7 +15,7 @@ import torch
 from visionblocks.train._callbacks import Callback
 
 if TYPE_CHECKING:
-    from visionblocks.train._state import RunState as Trainer
+    from visionblocks.train._state import RunState
 
 __all__ = ["WeightAveraging"]
 
@@ -70,12 +70,12 @@ class WeightAveraging(Callback):
         """Restore what :meth:`state_dict` returned (after ``on_fit_start`` re-initialized it)."""
         self._restored = state
 
-    def _live(self, trainer: Trainer) -> dict[str, torch.Tensor]:
+    def _live(self, trainer: RunState) -> dict[str, torch.Tensor]:
         # state_dict() tensors share storage with the parameters and buffers, so copying into
         # them changes the model; integer buffers (BN's batch counters) are not averaged.
         return {k: v for k, v in trainer.model.state_dict().items() if v.is_floating_point()}
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: RunState) -> None:
         """Start the average at the initial weights."""
         self.average = {k: v.detach().clone() for k, v in self._live(trainer).items()}
         self.updates = 0
@@ -86,7 +86,7 @@ class WeightAveraging(Callback):
                 self.average[name].copy_(value)
 
     @torch.no_grad()
-    def on_step_end(self, trainer: Trainer, step: int) -> None:
+    def on_step_end(self, trainer: RunState, step: int) -> None:
         """Move the average towards the current weights every ``every`` steps."""
         if step % self.every:
             return
@@ -98,14 +98,14 @@ class WeightAveraging(Callback):
             avg.lerp_(live[name], 1.0 - decay)
 
     @torch.no_grad()
-    def _swap_in(self, trainer: Trainer) -> None:
+    def _swap_in(self, trainer: RunState) -> None:
         live = self._live(trainer)
         self._backup = {k: v.detach().clone() for k, v in live.items()}
         for name, avg in self.average.items():
             live[name].copy_(avg)
 
     @torch.no_grad()
-    def _swap_out(self, trainer: Trainer) -> None:
+    def _swap_out(self, trainer: RunState) -> None:
         if self._backup is None:
             return
         live = self._live(trainer)
@@ -113,17 +113,17 @@ class WeightAveraging(Callback):
             live[name].copy_(saved)
         self._backup = None
 
-    def on_validation_start(self, trainer: Trainer, epoch: int) -> None:
+    def on_validation_start(self, trainer: RunState, epoch: int) -> None:
         """Validate the averaged weights."""
         if self.average:
             self._swap_in(trainer)
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         """Restore the training weights after validation."""
         self._swap_out(trainer)
 
     @torch.no_grad()
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: RunState) -> None:
         """Restore (after an interrupt) and, with ``apply_at_end``, load the average for good."""
         self._swap_out(trainer)
         if self.apply_at_end and self.average:

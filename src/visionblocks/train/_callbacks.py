@@ -12,7 +12,7 @@ import torch
 from visionblocks.train._checkpoint import save_checkpoint
 
 if TYPE_CHECKING:
-    from visionblocks.train._state import RunState as Trainer
+    from visionblocks.train._state import RunState
 
 __all__ = ["BestCheckpoint", "Callback", "EarlyStopping", "GradNormMonitor"]
 
@@ -32,31 +32,31 @@ class Callback:
         ...         print(f"epoch {epoch}: lr {metrics['lr']:.3f}")
     """
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: RunState) -> None:
         """Called once, after setup and before the first epoch."""
 
-    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+    def on_epoch_start(self, trainer: RunState, epoch: int) -> None:
         """Called before each epoch (``epoch`` is 1-based)."""
 
-    def on_after_backward(self, trainer: Trainer, step: int) -> None:
+    def on_after_backward(self, trainer: RunState, step: int) -> None:
         """Called after the backward pass(es) of optimizer step ``step``, before the step."""
 
-    def on_step_end(self, trainer: Trainer, step: int) -> None:
+    def on_step_end(self, trainer: RunState, step: int) -> None:
         """Called after optimizer step ``step``; ``trainer.step_loss`` is its (last) loss."""
 
-    def on_validation_start(self, trainer: Trainer, epoch: int) -> None:
+    def on_validation_start(self, trainer: RunState, epoch: int) -> None:
         """Called before validation (e.g. to swap in averaged weights)."""
 
-    def on_validation_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_validation_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         """Called after validation (also without validation data) with the metrics so far."""
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         """Called after each epoch with its metrics (train and, if any, validation)."""
 
-    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+    def on_exception(self, trainer: RunState, error: BaseException) -> None:
         """Called when training stops on an exception (``KeyboardInterrupt`` included)."""
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: RunState) -> None:
         """Called once when training ends, also after an interrupt or an error."""
 
 
@@ -82,6 +82,15 @@ class EarlyStopping(Callback):
         patience: Epochs without improvement to wait.
         min_delta: The smallest change that counts as an improvement.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracies, else min).
+
+    Example:
+        >>> import visionblocks as vb
+        >>> model = vb.simple_cnn(in_channels=1, image_size=28, widths=(4, 8, 8), hidden=16)
+        >>> stopper = EarlyStopping("train_loss", patience=1, min_delta=10.0)  # never improves
+        >>> history = vb.fit(model, vb.load_dataset("sample"), epochs=5, batch_size=500,
+        ...                  callbacks=[stopper], progress=False, seed=0)
+        >>> len(history), stopper.stopped_epoch
+        (2, 2)
     """
 
     def __init__(
@@ -110,7 +119,7 @@ class EarlyStopping(Callback):
         self.bad_epochs = int(state["bad_epochs"])  # type: ignore[arg-type]
         self.stopped_epoch = None if state["stopped"] is None else int(state["stopped"])
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         """Track the monitored metric; ask the trainer to stop when patience runs out."""
         if self.monitor not in metrics:
             raise ValueError(
@@ -137,6 +146,16 @@ class BestCheckpoint(Callback):
         path: Where to write the checkpoint.
         monitor: The metric to watch.
         mode: ``"min"``, ``"max"`` or ``"auto"``.
+
+    Example:
+        >>> import tempfile, visionblocks as vb
+        >>> best = BestCheckpoint(f"{tempfile.mkdtemp()}/best.pt", monitor="val_acc")
+        >>> model = vb.simple_cnn(in_channels=1, image_size=28, widths=(4, 8, 8), hidden=16)
+        >>> history = vb.fit(model, vb.load_dataset("sample"), vb.load_dataset("sample", "test"),
+        ...                  epochs=2, batch_size=500, callbacks=[best], progress=False, seed=0)
+        >>> saved = vb.load_checkpoint(best.path)
+        >>> saved["epoch"] == best.best_epoch, saved["metrics"]["val_acc"] == max(history["val_acc"])
+        (True, True)
     """
 
     def __init__(self, path: str | Path, monitor: str = "val_acc", *, mode: str = "auto") -> None:
@@ -155,7 +174,7 @@ class BestCheckpoint(Callback):
         self.best = float(state["best"])  # type: ignore[arg-type]
         self.best_epoch = None if state["best_epoch"] is None else int(state["best_epoch"])
 
-    def on_validation_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_validation_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         """Save the validated weights when the metric improved (rank 0 only under DDP)."""
         value = metrics.get(self.monitor, math.nan)
         if _improved(value, self.best, self.mode, 0.0):
@@ -176,6 +195,15 @@ class GradNormMonitor(Callback):
 
     Args:
         every: Record every this many optimizer steps.
+
+    Example:
+        >>> import visionblocks as vb
+        >>> monitor = GradNormMonitor(every=2)
+        >>> model = vb.simple_cnn(in_channels=1, image_size=28, widths=(4, 8, 8), hidden=16)
+        >>> _ = vb.fit(model, vb.load_dataset("sample"), epochs=1, batch_size=250,
+        ...            callbacks=[monitor], progress=False, seed=0)
+        >>> list(monitor.norms)[:2], len(monitor.norms["head.weight"])  # steps 1, 3, 5, 7 of 8
+        (['features.0.0.weight', 'features.1.0.weight'], 4)
     """
 
     def __init__(self, every: int = 10) -> None:
@@ -192,7 +220,7 @@ class GradNormMonitor(Callback):
         """Continue from :meth:`state_dict`."""
         self.norms = defaultdict(list, {k: list(v) for k, v in state.items()})
 
-    def on_after_backward(self, trainer: Trainer, step: int) -> None:
+    def on_after_backward(self, trainer: RunState, step: int) -> None:
         """Record the gradient norm of every weight tensor (not biases or norms)."""
         if (step - 1) % self.every:  # steps 1, 1 + every, 1 + 2 * every, ...
             return

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 from visionblocks.train._callbacks import Callback
 
 if TYPE_CHECKING:
-    from visionblocks.train._state import RunState as Trainer
+    from visionblocks.train._state import RunState
 
 __all__ = ["STEP_FIELDS", "CSVLogger", "TensorBoardLogger"]
 
@@ -142,7 +142,7 @@ class CSVLogger(Callback):
         self._steps_writer: Any = None
         self._lr = 0.0
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: RunState) -> None:
         """Open the files: afresh for a new run, keeping the checkpointed rows on resume."""
         if not trainer.is_main_process:
             return
@@ -163,12 +163,12 @@ class CSVLogger(Callback):
         self._steps_file = self.steps_path.open("a", newline="")
         self._steps_writer = csv.DictWriter(self._steps_file, fieldnames=STEP_FIELDS)
 
-    def on_after_backward(self, trainer: Trainer, step: int) -> None:
+    def on_after_backward(self, trainer: RunState, step: int) -> None:
         """Note the learning rate that step ``step`` is about to use."""
         if self._steps_file is not None and _logs_step(self.every_n_steps, step):
             self._lr = trainer.optimizer.param_groups[0]["lr"]
 
-    def on_step_end(self, trainer: Trainer, step: int) -> None:
+    def on_step_end(self, trainer: RunState, step: int) -> None:
         """Write a step row every ``every_n_steps`` steps."""
         if self._steps_file is None or not _logs_step(self.every_n_steps, step):
             return
@@ -178,7 +178,7 @@ class CSVLogger(Callback):
         )
         self._steps_file.flush()
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         """Append the epoch's row and push it to the disk."""
         if self._file is None:
             return
@@ -194,7 +194,7 @@ class CSVLogger(Callback):
         if self._steps_file is not None:
             _sync(self._steps_file)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: RunState) -> None:
         """Close the files (also after an interruption or an error)."""
         for f in (self._file, self._steps_file):
             if f is not None:
@@ -278,18 +278,18 @@ class TensorBoardLogger(Callback):
         self._writer: Any = None
         self._lr = 0.0
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: RunState) -> None:
         """Open an event file (rank 0 only); on resume, hide events past the checkpoint."""
         if trainer.is_main_process:
             purge = trainer.step + 1 if trainer.step > 0 else None
             self._writer = self._writer_class(str(self.log_dir), purge_step=purge)
 
-    def on_after_backward(self, trainer: Trainer, step: int) -> None:
+    def on_after_backward(self, trainer: RunState, step: int) -> None:
         """Note the learning rate that step ``step`` is about to use."""
         if self._writer is not None and _logs_step(self.every_n_steps, step):
             self._lr = trainer.optimizer.param_groups[0]["lr"]
 
-    def on_step_end(self, trainer: Trainer, step: int) -> None:
+    def on_step_end(self, trainer: RunState, step: int) -> None:
         """Write the step scalars every ``every_n_steps`` steps."""
         if self._writer is None or not _logs_step(self.every_n_steps, step):
             return
@@ -297,7 +297,7 @@ class TensorBoardLogger(Callback):
             self._writer.add_scalar("step/train_loss", float(trainer.step_loss), step)
         self._writer.add_scalar("step/lr", self._lr, step)
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         """Write the epoch's metrics at the current step and flush them to the disk."""
         if self._writer is None:
             return
@@ -306,7 +306,7 @@ class TensorBoardLogger(Callback):
                 self._writer.add_scalar(f"epoch/{name}", value, trainer.step)
         self._writer.flush()
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: RunState) -> None:
         """Close the event file (also after an interruption or an error)."""
         if self._writer is not None:
             self._writer.close()
