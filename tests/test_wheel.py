@@ -43,6 +43,36 @@ assert sum(p.numel() for p in resnet_cifar(depth=20).parameters()) == 272474
 print("ok", visionblocks.__version__, package)
 """
 
+# Your own images, end to end, from the wheel: a folder split honestly, training, a model file
+# that knows how to be used, predictions on files and an ONNX export checked in onnxruntime.
+OWN_DATA = """
+import pathlib, torchvision.io
+import visionblocks as vb
+sample = vb.load_dataset("sample")
+folder = pathlib.Path("folder")
+for i in range(120):
+    name = sample.classes[int(sample.labels[i])].replace("/", "-")
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    torchvision.io.write_png(sample.images[i], str(folder / name / f"{i}.png"))
+train = vb.load_dataset(folder, "train", val_fraction=0.25)
+val = vb.load_dataset(folder, "val", val_fraction=0.25)
+assert len(train) + len(val) == 120 and len(val) >= len(train.classes), (len(train), len(val))
+model = vb.simple_cnn(len(train.classes), 1, image_size=28, widths=(4, 8, 8), hidden=16)
+vb.fit(model, train, val, epochs=1, progress=False, seed=0, precision="fp32")
+vb.save_checkpoint("model.pt", model, model_name="simple_cnn",
+                   model_kwargs={"num_classes": len(train.classes), "in_channels": 1,
+                                 "image_size": 28, "widths": (4, 8, 8), "hidden": 16},
+                   extra={"classes": list(train.classes), "image_shape": [1, 28, 28],
+                          "stats": [list(train.mean), list(train.std)]})
+files = sorted(folder.rglob("*.png"))[:3]
+predictions = vb.predict("model.pt", files, top_k=2)
+assert [p.source for p in predictions] == [str(f) for f in files], predictions
+assert all(p.label in train.classes for p in predictions), predictions
+result = vb.export("model.pt", "model.onnx")
+assert result.max_abs_diff < 1e-4, result
+print("own-data ok", len(train), len(val), result.max_abs_diff)
+"""
+
 
 def _run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
@@ -92,6 +122,8 @@ def test_wheel_installs_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
     done = _run(python, "-c", CHECK, cwd=tmp_path)
     assert done.stdout.startswith("ok ")
     assert str(env_dir) in done.stdout
+    done = _run(python, "-c", OWN_DATA, cwd=tmp_path)
+    assert "own-data ok" in done.stdout, done.stdout
     # The console script is installed too and runs from the wheel.
     cli = env_dir / "bin" / "visionblocks"
     if cli.exists():

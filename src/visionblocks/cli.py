@@ -29,7 +29,13 @@ __all__ = ["CLIError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser, with one sub-command per task."""
+    """The argument parser, with one sub-command per task.
+
+    Example:
+        >>> args = build_parser().parse_args(["train", "--model", "resnet20", "--epochs", "2"])
+        >>> args.command, args.model, args.epochs, args.debug
+        ('train', 'resnet20', 2, False)
+    """
     parser = argparse.ArgumentParser(
         prog="visionblocks",
         description="Reusable CNN components for PyTorch. Start with `visionblocks train`.",
@@ -55,6 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0 on success, 1 after an error (reported as one line on stderr), 2 for bad usage
         (argparse's convention), 130 after Ctrl-C.
+
+    Example:
+        >>> main(["models", "vgg1*"])
+        model                parameters
+        vgg11_cifar           9,228,362
+        vgg13_cifar           9,413,066
+        vgg16_cifar          14,724,042
+        0
+        >>> main(["eval", "no-such-model.pt"])  # the error is one line on stderr
+        1
     """
     args = build_parser().parse_args(argv)
     try:

@@ -56,6 +56,13 @@ class UnsupportedLayerError(ValueError):
 
     Attributes:
         layer: Dotted name of the blocking submodule (``""``: the model's own ``forward``).
+
+    Example:
+        >>> try:
+        ...     quantize_int8(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Mish()), torch.rand(2, 1, 8, 8))
+        ... except UnsupportedLayerError as error:
+        ...     print(repr(error.layer), isinstance(error, ValueError))
+        '1' True
     """
 
     def __init__(self, layer: str, message: str) -> None:
@@ -75,6 +82,19 @@ class Int8Classifier(nn.Module):
         backend: The kernel library the weights were packed for.
         in_channels: Expected image channels (``None`` if the float model did not say).
         num_classes: Number of logits (``None`` if the float model did not say).
+
+    Example:
+        >>> from visionblocks.models import simple_cnn
+        >>> float_model = simple_cnn(in_channels=1, image_size=28, widths=(4, 8, 8), hidden=16)
+        >>> int8_model = quantize_int8(float_model.eval(), torch.rand(16, 1, 28, 28))
+        >>> int8_model.backend, int8_model.in_channels, int8_model.num_classes
+        ('onednn', 1, 10)
+        >>> int8_model(torch.rand(2, 1, 28, 28)).dtype  # float in, float logits out
+        torch.float32
+        >>> int8_model(torch.rand(2, 3, 28, 28))
+        Traceback (most recent call last):
+            ...
+        ValueError: Int8Classifier expects float images (B, 1, H, W); got shape (2, 3, 28, 28).
     """
 
     def __init__(

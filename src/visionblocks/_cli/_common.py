@@ -48,7 +48,17 @@ DEFAULT_VAL_FRACTION = 0.2
 
 
 class CLIError(Exception):
-    """A user error: ``main`` prints its message as one line and exits with status 1."""
+    """A user error: ``main`` prints its message as one line and exits with status 1.
+
+    Example:
+        >>> from visionblocks.cli import main
+        >>> main(["train", "--config", "no-such-file.toml"])  # the message goes to stderr
+        1
+        >>> main(["--debug", "train", "--config", "no-such-file.toml"])
+        Traceback (most recent call last):
+            ...
+        visionblocks._cli._common.CLIError: --config 'no-such-file.toml': no such file.
+    """
 
 
 def has_matplotlib() -> bool:

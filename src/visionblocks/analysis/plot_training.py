@@ -31,6 +31,14 @@ class HistoryLike(Protocol):
 
     Required keys: ``"epoch"``, ``"train_loss"``, ``"train_acc"``; optional:
     ``"val_loss"``, ``"val_acc"``, ``"lr"``. Accuracies are fractions in ``[0, 1]``.
+
+    Example:
+        >>> class Logged:  # e.g. metrics read back from another tool's log
+        ...     def to_dict(self) -> dict[str, list[float]]:
+        ...         return {"epoch": [1, 2], "train_loss": [1.0, 0.5], "train_acc": [0.6, 0.8],
+        ...                 "lr": [0.1, 0.01]}
+        >>> [ax.get_title() for ax in plot_history(Logged()).axes]
+        ['Loss', 'Accuracy', 'Learning rate']
     """
 
     def to_dict(self) -> dict[str, list[float]]:

@@ -45,6 +45,14 @@ class LayerReceptiveField:
         jump: ``(rows, cols)`` input pixels between neighbouring output units (the total stride).
         start: ``(row, col)`` of the centre of the top-left unit's field, in input pixel
             indices (negative when the field reaches into the padding).
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(1, 1, 3, stride=2), nn.Conv2d(1, 1, 3, padding=2))
+        >>> first, second = receptive_field(net, (1, 28, 28)).layers[1:]
+        >>> first.output_size, first.size, first.jump, first.start
+        ((13, 13), (3, 3), (2, 2), (1.0, 1.0))
+        >>> second.size, second.start  # 3 + (3 - 1) * 2; 1 + (1 - 2) * 2: in the padding
+        ((7, 7), (-1.0, -1.0))
     """
 
     name: str
@@ -62,6 +70,20 @@ class ReceptiveFieldReport:
     Attributes:
         input_size: ``(C, H, W)`` the model was traced with.
         layers: One row per module call whose output is a spatial map, in call order.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3))
+        >>> report = receptive_field(net, (1, 28, 28))
+        >>> report.names()
+        ['(input)', '0', '1', '2']
+        >>> report["2"].size, report["2"].jump
+        ((8, 8), (2, 2))
+        >>> print(report)
+        Layer    Type             Output       RF   Jump       Start
+        (input)  input             28x28      1x1    1x1         0,0
+        0        Conv2d            26x26      3x3    1x1         1,1
+        1        MaxPool2d         13x13      4x4    2x2     1.5,1.5
+        2        Conv2d            11x11      8x8    2x2     3.5,3.5
     """
 
     input_size: tuple[int, ...]

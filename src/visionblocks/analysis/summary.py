@@ -34,6 +34,16 @@ class LayerSummary:
         trainable_params: The part of ``num_params`` with ``requires_grad=True``.
         flops: Floating-point operations of this call, children included.
         is_leaf: The module has no children.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        >>> _ = net[0].weight.requires_grad_(False)  # freeze the kernels, train the bias
+        >>> conv = summary(net, (1, 28, 28)).layers[0]
+        >>> conv.name, conv.type, conv.output_shape, conv.num_params, conv.frozen_params
+        ('0', 'Conv2d', (1, 4, 28, 28), 40, 36)
+        >>> conv.flops == 2 * (3 * 3) * 4 * 28 * 28  # 2 FLOPs per multiply-add
+        True
     """
 
     name: str
@@ -66,6 +76,17 @@ class ModelSummary:
         trainable_params: The part of ``total_params`` with ``requires_grad=True``.
         total_flops: FLOPs of one forward pass over the whole input batch.
         max_depth: Deepest rows shown by ``str()``; ``None`` shows all.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        >>> s = summary(net, (1, 28, 28))
+        >>> s.model_name, s.input_shape, s.output_shape, s.total_params, s.total_flops
+        ('Sequential', (1, 1, 28, 28), (1, 4, 14, 14), 40, 56448)
+        >>> [layer.type for layer in s.layers]
+        ['Conv2d', 'ReLU', 'MaxPool2d']
+        >>> s.to_text().splitlines()[-1]
+        'FLOPs per forward: 56,448 (56.45K)'
     """
 
     model_name: str

@@ -31,6 +31,17 @@ class BatchAugmentFn(Protocol):
     uint8 (0-255) or float batch on the loader's device; the result has the same shape
     and value range (uint8 or float32). All randomness must come from ``generator``
     (a CPU generator), which is what makes epochs replayable.
+
+    Example:
+        >>> from visionblocks.data import DeviceLoader
+        >>> def invert(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        ...     return 255 - images  # uint8 in, uint8 out; draws nothing from generator
+        >>> images, labels = torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 0, 1])
+        >>> loader = DeviceLoader((images, labels), batch_size=2, augment=invert, mean=(0.5,),
+        ...                       std=(0.5,))
+        >>> batch, _ = next(iter(loader))
+        >>> batch.unique().tolist()  # black images made white, then normalized: (1 - 0.5) / 0.5
+        [1.0]
     """
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator, /) -> torch.Tensor:

@@ -263,6 +263,12 @@ class DataInfo:
         image_shape: ``(C, H, W)`` of every image.
         classes: Class names; empty when the data names none (a tensor pair).
         stats: The ``(mean, std)`` the data carries (:func:`stats_of`), or ``None``.
+
+    Example:
+        >>> pair = (torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.tensor([0, 2, 1, 2]))
+        >>> info = describe_data(pair)
+        >>> info.num_classes, info.in_channels, info.image_shape, info.classes, info.stats
+        (3, 3, (3, 8, 8), (), None)
     """
 
     num_classes: int

@@ -41,6 +41,17 @@ class TrialResult:
             ``"too big"`` (over ``max_params``, not trained) or ``"repeat"`` (an
             architecture already trained: its score is reused, nothing is trained).
         seconds: Wall-clock time of the trial.
+
+    Example:
+        >>> from visionblocks.data import load_dataset
+        >>> space = SearchSpace(num_stages=1, kernel_sizes=(3,), depths=(1,), widths=(4, 8))
+        >>> result = search(load_dataset("sample"), space=space, n_trials=2, epochs=1,
+        ...                 progress=False)
+        >>> trial = result.trials[0]
+        >>> trial.number, trial.state, trial.epochs
+        (0, 'complete', 1)
+        >>> trial.params == sum(p.numel() for p in trial.config.build(10, 1).parameters())
+        True
     """
 
     number: int
@@ -60,6 +71,18 @@ class SearchResult:
         best: The best trial (highest validation accuracy among completed ones).
         trials: Every trial, in order.
         study: The underlying ``optuna.Study``, for Optuna's own analysis and plots.
+
+    Example:
+        >>> from visionblocks.data import load_dataset
+        >>> space = SearchSpace(num_stages=1, kernel_sizes=(3,), depths=(1,), widths=(4, 8))
+        >>> result = search(load_dataset("sample"), space=space, n_trials=2, epochs=1,
+        ...                 progress=False)
+        >>> result.best.val_acc == max(t.val_acc for t in result.trials), len(result.study.trials)
+        (True, 2)
+        >>> print(result.table().splitlines()[0])
+        trial architecture                            params  val acc  ep state
+        >>> result.best_config.build(num_classes=10, in_channels=1).num_classes
+        10
     """
 
     best: TrialResult

@@ -64,6 +64,17 @@ class FastRecipe:
         whiten: Initialize the first layer as a whitening of the training patches.
         whiten_images: Training images used to estimate the patch covariance.
         tta: Validate with flip test-time augmentation (every epoch and at the end).
+
+    Example:
+        >>> recipe = fast_recipe("fashion-mnist")
+        >>> recipe.epochs, recipe.padding, recipe.ema, recipe.widths
+        (5, 0, 0.99, (32, 128, 128))
+        >>> [type(callback).__name__ for callback in recipe.callbacks()]
+        ['WeightAveraging']
+        >>> FastRecipe(epochs=0)
+        Traceback (most recent call last):
+            ...
+        ValueError: epochs must be an int >= 1; got 0.
     """
 
     widths: tuple[int, ...] = (32, 128, 128)
@@ -178,6 +189,16 @@ class FastResult:
         accuracy: Validation accuracy at the end (with flip TTA if the recipe says so),
             or ``None`` without validation data.
         seconds: Wall time of the whole call.
+
+    Example:
+        >>> import visionblocks as vb
+        >>> result = train_fast(vb.load_dataset("sample"),
+        ...                     recipe=fast_recipe(epochs=1, widths=(8, 16, 16)),
+        ...                     progress=False, seed=0)
+        >>> type(result.model).__name__, len(result.history), result.accuracy
+        ('FastCNN', 1, None)
+        >>> result.seconds >= result.history.last["seconds"]
+        True
     """
 
     model: nn.Module

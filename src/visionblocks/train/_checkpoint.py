@@ -62,7 +62,18 @@ _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 class CheckpointError(ValueError):
-    """A file that cannot be read as a checkpoint; the message names the file and why."""
+    """A file that cannot be read as a checkpoint; the message names the file and why.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "weights.pt"
+        >>> torch.save({"weight": torch.zeros(2)}, path)  # a plain dict, not a checkpoint
+        >>> try:
+        ...     load_checkpoint(path)
+        ... except CheckpointError as err:
+        ...     print("is not a visionblocks checkpoint" in str(err), isinstance(err, ValueError))
+        True True
+    """
 
 
 def atomic_save(obj: object, path: str | Path) -> Path:

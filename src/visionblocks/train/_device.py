@@ -40,6 +40,10 @@ def cpu_supports_bf16() -> bool:
 
     Without them bf16 is emulated and slower than fp32, so ``precision="auto"``
     only picks bf16 on CPUs that have them.
+
+    Example:
+        >>> cpu_supports_bf16() == (resolve_plan("cpu").precision == "bf16")
+        True
     """
     if platform.system() != "Linux":
         return False
@@ -58,6 +62,15 @@ class ExecutionPlan:
         device: The torch device.
         precision: ``"bf16"``, ``"fp16"`` or ``"fp32"``.
         channels_last: Whether models and inputs use the NHWC memory format.
+
+    Example:
+        >>> plan = resolve_plan("cpu", "bf16")
+        >>> plan.autocast_dtype, plan.needs_grad_scaler, plan.channels_last
+        (torch.bfloat16, False, True)
+        >>> with plan.autocast():
+        ...     logits = nn.Linear(4, 2)(torch.zeros(1, 4))
+        >>> logits.dtype
+        torch.bfloat16
     """
 
     device: torch.device

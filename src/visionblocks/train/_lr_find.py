@@ -33,6 +33,16 @@ class LRFinderResult:
         losses: Exponentially smoothed training loss at each rate.
         suggestion: The rate where the smoothed loss fell fastest (steepest slope
             against log-lr), a good peak rate for one-cycle training.
+
+    Example:
+        >>> import visionblocks as vb
+        >>> model = vb.simple_cnn(in_channels=1, image_size=28, widths=(4, 8, 8), hidden=16)
+        >>> result = lr_find(model, vb.load_dataset("sample"), start_lr=1e-4, end_lr=1.0,
+        ...                  num_steps=5, batch_size=100)
+        >>> [f"{lr:.0e}" for lr in result.lrs], len(result.losses)
+        (['1e-04', '1e-03', '1e-02', '1e-01', '1e+00'], 5)
+        >>> result.suggestion in result.lrs
+        True
     """
 
     lrs: list[float]

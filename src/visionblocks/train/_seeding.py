@@ -23,6 +23,13 @@ class Stream(enum.IntEnum):
     ``ORDER`` and ``AUGMENT`` are drawn by :class:`~visionblocks.data.DeviceLoader`
     (the order of the images, and the batch augmentation); ``MIX`` picks MixUp or
     CutMix and draws their mixing.
+
+    Example:
+        >>> from visionblocks.data import epoch_seed
+        >>> [stream.name for stream in Stream]
+        ['ORDER', 'AUGMENT', 'MIX']
+        >>> epoch_seed(0, 1, Stream.AUGMENT) == epoch_seed(0, 1, 1) != epoch_seed(0, 1, Stream.MIX)
+        True
     """
 
     ORDER = 0

@@ -23,7 +23,19 @@ __all__ = ["RunState", "TrainingDivergedError"]
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite.
+
+    Example:
+        >>> import visionblocks as vb
+        >>> model = vb.simple_cnn(in_channels=1, image_size=28, widths=(4, 8, 8), hidden=16)
+        >>> def nan_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        ...     return logits.sum() * float("nan")
+        >>> try:
+        ...     vb.fit(model, vb.load_dataset("sample"), epochs=1, loss=nan_loss, progress=False)
+        ... except TrainingDivergedError as err:
+        ...     print(str(err).split(" (")[0])
+        the training loss became nan at step 1
+    """
 
 
 class RunState:
@@ -49,6 +61,18 @@ class RunState:
             it with ``.item()`` waits for the device; keeping the tensor does not).
         ema: The exponential moving average of the weights (``fit(ema=...)``), or ``None``.
         should_stop: Set to ``True`` to stop after the current epoch.
+
+    Example:
+        >>> import visionblocks as vb
+        >>> class Record(vb.Callback):
+        ...     def on_fit_end(self, trainer: RunState) -> None:
+        ...         self.seen = trainer.epoch, trainer.step, trainer.seed, len(trainer.history)
+        >>> record = Record()
+        >>> model = vb.simple_cnn(in_channels=1, image_size=28, widths=(4, 8, 8), hidden=16)
+        >>> _ = vb.fit(model, vb.load_dataset("sample"), epochs=2, batch_size=500,
+        ...            callbacks=[record], progress=False, seed=3)
+        >>> record.seen  # 2,000 images / 500 per step = 4 steps per epoch
+        (2, 8, 3, 2)
     """
 
     def __init__(

@@ -137,6 +137,16 @@ def adapt_conv_weight(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     replicated to RGB gives exactly the same output as ``g`` through the summed
     filter. More channels: the pretrained channels are repeated cyclically and
     scaled by ``C / in_channels`` so the output keeps its scale (timm's rule).
+
+    Example:
+        >>> rgb = torch.randn(8, 3, 3, 3)  # a pretrained RGB stem
+        >>> grey = adapt_conv_weight(rgb, 1)
+        >>> image = torch.rand(1, 1, 16, 16)
+        >>> same = nn.functional.conv2d(image.expand(-1, 3, -1, -1), rgb)
+        >>> grey.shape, torch.allclose(nn.functional.conv2d(image, grey), same, atol=1e-5)
+        (torch.Size([8, 1, 3, 3]), True)
+        >>> torch.equal(adapt_conv_weight(rgb, 6), torch.cat([rgb, rgb], dim=1) / 2)
+        True
     """
     if in_channels == weight.shape[1]:
         return weight.clone()

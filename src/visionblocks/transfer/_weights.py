@@ -36,6 +36,14 @@ class LoadReport:
         unexpected: File keys the model has no place for (ignored).
         reinitialized: Head keys whose shape differs from the model's (new number of
             classes): not loaded, the head keeps its fresh initialisation.
+
+    Example:
+        >>> from visionblocks import simple_cnn
+        >>> source = simple_cnn(in_channels=1, image_size=28, widths=(4, 8, 8), hidden=16)
+        >>> target = simple_cnn(3, in_channels=1, image_size=28, widths=(4, 8, 8), hidden=16)
+        >>> report = load_weights(target, source.state_dict())
+        >>> report.reinitialized, report.missing, report.unexpected
+        (['head.weight', 'head.bias'], [], [])
     """
 
     missing: list[str] = field(default_factory=list)
@@ -79,6 +87,19 @@ def read_checkpoint(path: str | os.PathLike[str], *, sha256: str | None = None) 
         ValueError: The hash does not match, or the file cannot be read (a
             :class:`~visionblocks.train.CheckpointError` naming the file).
         TypeError: The file does not hold a dict.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "weights.pt"
+        >>> torch.save({"weight": torch.ones(2, 3)}, path)
+        >>> digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        >>> read_checkpoint(path, sha256=digest[:8])["weight"].shape
+        torch.Size([2, 3])
+        >>> try:
+        ...     read_checkpoint(path, sha256="00000000")
+        ... except ValueError as err:
+        ...     print(str(err).split(": ")[1])
+        the file is corrupt or not the one intended. Download it again.
     """
     path = Path(path)
     if not path.exists():
