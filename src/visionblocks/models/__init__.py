@@ -12,7 +12,14 @@ from visionblocks.models.blocks import BasicBlock, Bottleneck, PadShortcut
 from visionblocks.models.classifier import Classifier
 from visionblocks.models.densenet import DenseLayer, DenseNet, Transition, densenet_cifar
 from visionblocks.models.fast_cnn import ConvGroup, FastCNN, fast_cnn, whitening_filters
-from visionblocks.models.layers import NormLayer, conv1x1, conv3x3, first_conv, init_weights
+from visionblocks.models.layers import (
+    NormLayer,
+    conv1x1,
+    conv3x3,
+    first_conv,
+    init_weights,
+    linear_head,
+)
 from visionblocks.models.mobilenet import InvertedResidual, MobileNetV2, mobilenetv2_cifar
 from visionblocks.models.registry import (
     create_model,
@@ -49,6 +56,7 @@ __all__ = [
     "conv3x3",
     "first_conv",
     "init_weights",
+    "linear_head",
     # Blocks
     "BasicBlock",
     "Bottleneck",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from visionblocks.models.layers import linear_head
+
 __all__ = ["Classifier"]
 
 
@@ -100,7 +102,7 @@ class Classifier(nn.Module):
         """
         _check_positive("num_classes", num_classes, allow_zero=True)
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.head = linear_head(self.num_features, num_classes)
 
     def _check_input(self, x: torch.Tensor) -> None:
         # Checked here so a wrong input fails with our message, not a shape error deep in a conv.

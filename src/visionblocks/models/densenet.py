@@ -20,7 +20,7 @@ from torch import nn
 
 from visionblocks.models._deprecation import renamed_keywords
 from visionblocks.models.classifier import Classifier, _check_positive
-from visionblocks.models.layers import conv1x1, conv3x3, init_weights
+from visionblocks.models.layers import conv1x1, conv3x3, init_weights, linear_head
 from visionblocks.models.registry import register_model
 
 __all__ = ["DenseLayer", "DenseNet", "Transition", "densenet_cifar"]
@@ -140,7 +140,7 @@ class DenseNet(Classifier):
         self.features = nn.Sequential(*stages)
         self.num_features = channels
         self.min_input_size = 2 ** (len(depths) - 1)
-        self.head = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
+        self.head = linear_head(channels, num_classes)
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

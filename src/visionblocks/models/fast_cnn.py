@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from visionblocks.models.classifier import Classifier, _check_positive
-from visionblocks.models.layers import conv3x3
+from visionblocks.models.layers import conv3x3, linear_head
 from visionblocks.models.registry import register_model
 
 __all__ = ["ConvGroup", "FastCNN", "fast_cnn", "whitening_filters"]
@@ -126,7 +126,7 @@ class FastCNN(Classifier):
         self.num_features = channels
         # The 2x2 conv loses one pixel, then every group halves the size.
         self.min_input_size = 2 ** len(widths) + 1
-        self.head = nn.Linear(channels, num_classes, bias=False) if num_classes else nn.Identity()
+        self.head = linear_head(channels, num_classes, bias=False)
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and m is not self.whiten:
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")

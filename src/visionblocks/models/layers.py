@@ -12,7 +12,14 @@ from collections.abc import Callable
 
 from torch import nn
 
-__all__ = ["NormLayer", "conv1x1", "conv3x3", "first_conv", "init_weights"]
+__all__ = [
+    "NormLayer",
+    "conv1x1",
+    "conv3x3",
+    "first_conv",
+    "init_weights",
+    "linear_head",
+]
 
 NormLayer = Callable[[int], nn.Module]
 """A factory ``(num_features) -> norm module``, e.g. :class:`torch.nn.BatchNorm2d`."""
@@ -38,6 +45,16 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
         Conv2d(64, 256, kernel_size=(1, 1), stride=(1, 1), bias=False)
     """
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+def linear_head(in_features: int, num_classes: int, *, bias: bool = True) -> nn.Module:
+    """The classifier head: a linear layer, or an identity for ``num_classes=0`` (features).
+
+    Example:
+        >>> linear_head(64, 10), linear_head(64, 0)
+        (Linear(in_features=64, out_features=10, bias=True), Identity())
+    """
+    return nn.Linear(in_features, num_classes, bias=bias) if num_classes else nn.Identity()
 
 
 def init_weights(module: nn.Module) -> None:

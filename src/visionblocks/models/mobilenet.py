@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from visionblocks.models.classifier import Classifier
-from visionblocks.models.layers import conv1x1, conv3x3, init_weights
+from visionblocks.models.layers import conv1x1, conv3x3, init_weights, linear_head
 from visionblocks.models.registry import register_model
 
 __all__ = ["CIFAR_SETTINGS", "InvertedResidual", "MobileNetV2", "mobilenetv2_cifar"]
@@ -137,7 +137,7 @@ class MobileNetV2(Classifier):
         layers.append(_conv_bn_relu6(conv1x1(channels, self.num_features)))
         self.features = nn.Sequential(*layers)
         self.min_input_size = downsampling
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.head = linear_head(self.num_features, num_classes)
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

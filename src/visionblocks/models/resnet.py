@@ -18,7 +18,7 @@ from torch import nn
 from visionblocks.models._deprecation import depth_first_positional
 from visionblocks.models.blocks import BasicBlock, Bottleneck, ShortcutKind
 from visionblocks.models.classifier import Classifier, _check_positive
-from visionblocks.models.layers import NormLayer, conv3x3, init_weights
+from visionblocks.models.layers import NormLayer, conv3x3, init_weights, linear_head
 from visionblocks.models.registry import register_model
 
 __all__ = [
@@ -108,7 +108,7 @@ class ResNet(Classifier):
         self.stages = nn.Sequential(*stages)
         self.num_features = channels
         self.min_input_size = 2 ** (len(widths) - 1)
-        self.head = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
+        self.head = linear_head(channels, num_classes)
         init_weights(self)
         if zero_init_last:
             for m in self.modules():

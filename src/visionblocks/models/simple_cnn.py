@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from visionblocks.models.classifier import Classifier, _check_positive
-from visionblocks.models.layers import init_weights
+from visionblocks.models.layers import init_weights, linear_head
 from visionblocks.models.registry import register_model
 
 __all__ = ["SimpleCNN", "simple_cnn", "simple_cnn_bn"]
@@ -87,7 +87,7 @@ class SimpleCNN(Classifier):
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
         )
-        self.head = nn.Linear(hidden, num_classes) if num_classes else nn.Identity()
+        self.head = linear_head(hidden, num_classes)
         if batch_norm:
             init_weights(self)
 

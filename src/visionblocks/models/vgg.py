@@ -17,7 +17,7 @@ from torch import nn
 
 from visionblocks.models._deprecation import depth_first_positional
 from visionblocks.models.classifier import Classifier
-from visionblocks.models.layers import conv3x3, init_weights
+from visionblocks.models.layers import conv3x3, init_weights, linear_head
 from visionblocks.models.registry import register_model
 
 __all__ = ["VGG", "VGG_CONFIGS", "vgg_cifar", "vgg11_cifar", "vgg13_cifar", "vgg16_cifar"]
@@ -80,7 +80,7 @@ class VGG(Classifier):
         self.features = nn.Sequential(*layers)
         self.num_features = channels
         self.min_input_size = 2 ** (len(stages) - 1)
-        self.head = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
+        self.head = linear_head(channels, num_classes)
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from visionblocks.models import Classifier
-from visionblocks.models.layers import init_weights
+from visionblocks.models.layers import init_weights, linear_head
 
 __all__ = ["ArchConfig", "SearchSpace", "StagedCNN"]
 
@@ -145,7 +145,7 @@ class StagedCNN(Classifier):
         self.features = nn.Sequential(*layers)
         self.num_features = channels
         self.min_input_size = 2 ** (len(config.depths) - 1)
-        self.head = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
+        self.head = linear_head(channels, num_classes)
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from visionblocks.models import first_conv
+from visionblocks.models import first_conv, linear_head
 
 __all__ = ["adapt_conv_weight", "adapt_input_channels", "get_head", "replace_head"]
 
@@ -102,9 +102,7 @@ def replace_head(model: _ModelT, num_classes: int) -> _ModelT:
             in_features, bias = old.in_features, old.bias is not None
         else:  # an Identity left by an earlier replace_head(model, 0): infer the width
             in_features, bias = _width_before(model, name), True
-        new: nn.Module = (
-            nn.Linear(in_features, num_classes, bias=bias) if num_classes else nn.Identity()
-        )
+        new = linear_head(in_features, num_classes, bias=bias)
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child, new)
         if isinstance(getattr(model, "num_classes", None), int):
