@@ -25,11 +25,12 @@ from visionblocks.data._batch_ops import (
     batch_pad_crop,
     batch_rotate,
 )
+from visionblocks.data._batching import epoch_seed
 from visionblocks.data._dataset import ImageDataset, channel_stats, subset
 from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
 from visionblocks.data._folder import IMAGE_SUFFIXES, decode_image_file
 from visionblocks.data._load import DATASETS, FASHION_MNIST_CLASSES, load_dataset
-from visionblocks.data._loader import DeviceLoader, epoch_seed
+from visionblocks.data._loader import DeviceLoader
 from visionblocks.data._mix import CutMix, MixUp
 from visionblocks.data._stream import STATS_SAMPLE, StreamingDataset, stream_threshold
 from visionblocks.data._stream_loader import StreamLoader, default_num_workers

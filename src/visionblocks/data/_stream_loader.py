@@ -17,10 +17,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from visionblocks.data._batch_augment import BatchAugmentFn, batch_augment
-from visionblocks.data._loader import epoch_order, epoch_seed
+from visionblocks.data._batch_augment import BatchAugmentFn
+from visionblocks.data._batching import BatchLoader
 from visionblocks.data._stream import StreamingDataset
-from visionblocks.data.contract import normalize
 
 __all__ = ["StreamLoader", "default_num_workers"]
 
@@ -55,7 +54,7 @@ class _EpochSampler(Sampler[int]):
         return len(self.indices)
 
 
-class StreamLoader:
+class StreamLoader(BatchLoader):
     """Iterate over shuffled, augmented, normalized batches of a streaming dataset.
 
     The arguments and the batches are those of :class:`~visionblocks.data.DeviceLoader`:
@@ -125,49 +124,20 @@ class StreamLoader:
                 f"StreamLoader reads a StreamingDataset (load_dataset(folder, in_memory=False)); "
                 f"got {type(data).__name__}. In-memory data goes to DeviceLoader."
             )
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0; got {seed}.")
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(
-                f"need world_size >= 1 and 0 <= rank < world_size; got rank={rank}, "
-                f"world_size={world_size}."
-            )
-        if len(data) < world_size:
-            raise ValueError(f"{len(data)} images cannot be shared by {world_size} ranks.")
         workers = default_num_workers() if num_workers is None else num_workers
-        if workers < 0:
-            raise ValueError(f"num_workers must be >= 0 or None; got {num_workers}.")
+        if not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"num_workers must be an int >= 0 or None; got {num_workers!r}.")
+        super().__init__(
+            size=len(data), channels=data.channels, image_size=min(data.image_size),
+            default_stats=(tuple(data.mean), tuple(data.std)), batch_size=batch_size,
+            shuffle=shuffle, drop_last=drop_last, augment=augment, device=device, seed=seed,
+            mean=mean, std=std, rank=rank, world_size=world_size, channels_last=channels_last,
+            padding=padding, cutout_size=cutout_size,
+        )  # fmt: skip
         self.data = data
-        self.device = torch.device(device)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.channels_last = channels_last
         self.num_workers = workers
-        self.epoch = 0
         self.classes = list(data.classes)
         self.num_classes = data.num_classes
-        self.mean = tuple(data.mean if mean is None else mean)
-        self.std = tuple(data.std if std is None else std)
-        channels = data.channels
-        if len(self.mean) != channels or len(self.std) != channels:
-            raise ValueError(f"mean and std need {channels} values; got {mean} and {std}.")
-        self._mean = torch.tensor(self.mean, dtype=torch.float32, device=self.device)
-        self._std = torch.tensor(self.std, dtype=torch.float32, device=self.device)
-        if isinstance(augment, str):
-            self.augment = batch_augment(
-                augment,
-                padding=padding,
-                cutout_size=cutout_size,
-                image_size=min(data.image_size),
-                in_channels=channels,
-            )
-        else:
-            self.augment = augment
         self._sampler = _EpochSampler(self.epoch_indices(0).tolist())
         self.loader: DataLoader[Any] = DataLoader(
             data,
@@ -186,33 +156,17 @@ class StreamLoader:
         """``(C, H, W)`` of every image."""
         return self.data.image_shape
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order and augmentation the next iteration replays."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0; got {epoch}.")
-        self.epoch = epoch
-
     def __len__(self) -> int:
         return len(self.loader)
-
-    def epoch_indices(self, epoch: int | None = None) -> torch.Tensor:
-        """The dataset indices this rank visits in ``epoch`` (default: the current one)."""
-        return epoch_order(
-            len(self.data), seed=self.seed, epoch=self.epoch if epoch is None else epoch,
-            shuffle=self.shuffle, rank=self.rank, world_size=self.world_size,
-        )  # fmt: skip
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch = self.epoch
         self._sampler.indices = self.epoch_indices(epoch).tolist()
-        generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch, 1))
-        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        generator = self.augment_generator(epoch)
         for images, labels in self.loader:
             x = images.to(self.device, non_blocking=True)  # (B, C, H, W) uint8
             y = labels.to(self.device, non_blocking=True)  # (B,)
-            if self.augment is not None:
-                x = self.augment(x, generator)
-            yield normalize(x, self._mean, self._std, memory_format=memory_format), y
+            yield self.finish(x, generator), y
         self.epoch = epoch + 1
 
     def __repr__(self) -> str:
