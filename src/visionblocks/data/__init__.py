@@ -25,7 +25,7 @@ from visionblocks.data._batch_ops import (
     batch_pad_crop,
     batch_rotate,
 )
-from visionblocks.data._batching import epoch_seed
+from visionblocks.data._batching import BatchLoader, epoch_seed
 from visionblocks.data._dataset import ImageDataset, channel_stats, subset
 from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
 from visionblocks.data._folder import IMAGE_SUFFIXES, decode_image_file
@@ -86,6 +86,7 @@ __all__ = [
     "RandomPadCrop",
     "Cutout",
     # batched loader and augmentation
+    "BatchLoader",
     "DeviceLoader",
     "epoch_seed",
     "BatchAugment",

@@ -56,8 +56,23 @@ def epoch_order(
 class BatchLoader:
     """Base of the loaders: checked settings, the epoch's order, augment + normalize a batch.
 
-    Subclasses fetch the raw ``(B, C, H, W)`` pixels of the indices :meth:`epoch_indices`
-    gives and pass them through :meth:`finish`.
+    :class:`~visionblocks.data.DeviceLoader` and :class:`~visionblocks.data.StreamLoader`
+    subclass it: they fetch the raw ``(B, C, H, W)`` pixels of the indices
+    :meth:`epoch_indices` gives and pass them through :meth:`finish`. Every epoch's order
+    and augmentation come from generators seeded with ``(seed, epoch)``, so
+    :meth:`set_epoch` replays an epoch exactly.
+
+    Example:
+        >>> loader = BatchLoader(
+        ...     size=6, channels=1, image_size=4, default_stats=((0.5,), (0.25,)),
+        ...     batch_size=2, shuffle=False, drop_last=False, augment=None, device="cpu",
+        ...     seed=0, mean=None, std=None, rank=0, world_size=1, channels_last=False,
+        ...     padding=4, cutout_size=None)
+        >>> loader.epoch_indices().tolist()
+        [0, 1, 2, 3, 4, 5]
+        >>> raw = torch.full((1, 1, 4, 4), 255, dtype=torch.uint8)
+        >>> loader.finish(raw, loader.augment_generator(0)).flatten()[0].item()  # (1 - .5) / .25
+        2.0
     """
 
     def __init__(

@@ -26,9 +26,9 @@ class DeviceLoader(BatchLoader):
     """Iterate over shuffled, augmented, normalized batches of an in-memory dataset.
 
     Each epoch's order and augmentation come from generators seeded with
-    ``(seed, epoch)``: call :meth:`set_epoch` before each epoch (as with
-    ``DistributedSampler``) and a run resumed at an epoch boundary sees exactly the
-    same batches. Without calls to :meth:`set_epoch` the epoch advances by one after
+    ``(seed, epoch)``: call :meth:`~visionblocks.data.BatchLoader.set_epoch` before
+    each epoch (as with ``DistributedSampler``) and a run resumed at an epoch boundary
+    sees exactly the same batches. Without such calls the epoch advances by one after
     each complete pass, so plain loops still reshuffle.
 
     Args:
