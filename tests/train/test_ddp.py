@@ -221,6 +221,19 @@ def test_fine_tune_runs_both_stages_under_ddp(one_host: Path) -> None:
 
 
 @pytest.mark.slow
+def test_accumulate_all_reduces_once_per_optimizer_step(one_host: Path) -> None:
+    states, infos = read(one_host, "accumulate")
+    # 200 images / 2 ranks = 100 per rank, batches of 10: 10 micro-batches, 3 steps (4+4+2).
+    assert infos[0] == infos[1] == {"calls": 3, "steps": 3}  # catches an all-reduce per batch
+    # The gradients were still averaged: the weights agree (BatchNorm's running statistics
+    # are each rank's own without sync_batchnorm, so they are not compared).
+    weights = [k for k in states[0] if "running" not in k and "num_batches" not in k]
+    assert weights
+    for key in weights:
+        assert torch.equal(states[0][key], states[1][key]), key
+
+
+@pytest.mark.slow
 def test_bad_input_fails_alike_on_every_rank(one_host: Path) -> None:
     messages = [json.loads((one_host / f"bad_rank{r}.json").read_text()) for r in (0, 1)]
     assert messages[0] == messages[1]
