@@ -27,11 +27,11 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 import torchvision.transforms as T
+from bench_loader import images_per_second  # the same timing as the in-memory benchmark
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
@@ -68,20 +68,6 @@ def write_folder(folder: Path, images: int) -> None:
 def gray_loader(path: str) -> Image.Image:
     with Image.open(path) as image:
         return image.convert("L")
-
-
-def images_per_second(
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]], epochs: int, device: torch.device
-) -> float:
-    seen = 0
-    start = time.perf_counter()
-    for _ in range(epochs):
-        for x, y in batches:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            seen += len(y)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return seen / (time.perf_counter() - start)
 
 
 def main() -> None:

@@ -222,13 +222,14 @@ def fit(
         run.log(note)
     checkpoint = Path(checkpoint_dir) / LAST_CHECKPOINT if checkpoint_dir is not None else None
     saved_epoch = run.epoch if saved is not None else None
+    mixers = make_mixers(mixup, cutmix)
     run.emit("on_fit_start")
     try:
         while run.epoch < epochs and not run.should_stop:
             run.epoch += 1
             run_epoch(
                 run, train_batches, val_batches, epochs=epochs, criterion=criterion,
-                mixers=make_mixers(mixup, cutmix), accumulate=accumulate, grad_clip=grad_clip,
+                mixers=mixers, accumulate=accumulate, grad_clip=grad_clip,
                 val_tta=val_tta,
             )  # fmt: skip
             if checkpoint is not None and dist.is_main:
