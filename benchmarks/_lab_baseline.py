@@ -157,6 +157,8 @@ def lab_time_to_accuracy(
                 break
         _sync(device)
         train_seconds += time.perf_counter() - epoch_start
+        if epoch == 1:
+            run.extra["first_epoch_train_seconds"] = train_seconds
         if cut:
             run.seconds = time.perf_counter() - started
             run.stopped = f"budget of {max_seconds:.0f} s ran out during epoch {epoch}"

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,8 +51,8 @@ from _lab_baseline import Run, lab_time_to_accuracy
 from torch.utils.flop_counter import FlopCounterMode
 
 import visionblocks as vb
-from visionblocks.recipes import FastRecipe, fast_recipe, train_fast
-from visionblocks.train import Callback, Trainer, fit, resolve_plan
+from visionblocks.recipes import RECIPE_PRESETS, FastRecipe, fast_recipe, train_fast
+from visionblocks.train import Callback, RunState, fit, resolve_plan
 
 # airbench94's published figure (https://github.com/KellerJordan/cifar10-airbench):
 # 94.01% mean CIFAR-10 test accuracy in 3.29 s on one NVIDIA A100.
@@ -60,11 +61,26 @@ SIDES = ("lab-simple_cnn", "lab-resnet20", "fast", "fit-defaults-resnet20")
 
 
 def side_name(text: str) -> str:
-    """An argparse type: one of ``SIDES`` or ``fast:E`` (the fast recipe with E epochs)."""
-    epochs = text.removeprefix("fast:")
-    if text in SIDES or (epochs != text and epochs.isdigit() and int(epochs) >= 1):
+    """An argparse type: one of ``SIDES``, ``fast:E`` (the dataset's preset with E epochs)
+    or ``fast:NAME`` (the preset ``NAME`` of ``RECIPE_PRESETS``)."""
+    tail = text.removeprefix("fast:")
+    if text in SIDES or (tail != text and (tail.isdigit() and int(tail) >= 1)):
         return text
-    raise argparse.ArgumentTypeError(f"unknown side {text!r}; choose from {SIDES} or fast:E")
+    if tail != text and tail in RECIPE_PRESETS:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown side {text!r}; choose from {SIDES}, fast:E or fast:NAME with NAME one of "
+        f"{sorted(RECIPE_PRESETS)}"
+    )
+
+
+def side_recipe(side: str, dataset: str, epochs: int | None) -> FastRecipe:
+    """The recipe a ``fast`` side trains: its preset, with ``--epochs`` or ``fast:E`` applied."""
+    tail = side.partition(":")[2]
+    recipe = fast_recipe(tail if tail in RECIPE_PRESETS else dataset)
+    if tail.isdigit():
+        return dataclasses.replace(recipe, epochs=int(tail))
+    return dataclasses.replace(recipe, epochs=epochs) if epochs else recipe
 
 
 class Clock(Callback):
@@ -79,18 +95,22 @@ class Clock(Callback):
         max_seconds: float,
         *,
         stop: bool = True,
+        data: str = "test",
     ) -> None:
         self.run, self.start, self.targets, self.max_seconds = run, start, targets, max_seconds
-        self.stop = stop
+        self.stop, self.data = stop, data
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
+        if "val_acc" not in metrics:  # fit(val_every=N) skipped this epoch's validation
+            return
         if trainer.plan.device.type == "cuda":
             torch.cuda.synchronize(trainer.plan.device)
         elapsed = time.perf_counter() - self.start
         self.run.evals.append((epoch, elapsed, metrics["val_acc"]))
         self.run.seconds = elapsed
         print(
-            f"  {self.run.name}: epoch {epoch} test acc {metrics['val_acc']:.2%} at {elapsed:.0f} s"
+            f"  {self.run.name}: epoch {epoch} {self.data} acc {metrics['val_acc']:.2%} at "
+            f"{elapsed:.0f} s"
         )
         if not self.stop:
             return
@@ -107,13 +127,15 @@ def run_fast(
     train: vb.ImageDataset,
     test: vb.ImageDataset,
     args: argparse.Namespace,
+    seed: int,
 ) -> Run:
     run = Run(name)
     start = time.perf_counter()
     clock = Clock(run, start, args.targets, args.max_seconds)
+    torch.manual_seed(seed)  # the network's initial weights
     result = train_fast(
         train, test, recipe=recipe, callbacks=[clock], device=args.device, progress=False,
-        seed=args.seed,
+        seed=seed,
     )  # fmt: skip
     run.stopped = run.stopped or f"{recipe.epochs} epochs done"
     run.images_per_second = sum(result.history["images_per_second"]) / len(result.history)
@@ -122,17 +144,17 @@ def run_fast(
 
 
 def run_fit_defaults(
-    train: vb.ImageDataset, test: vb.ImageDataset, args: argparse.Namespace
+    train: vb.ImageDataset, test: vb.ImageDataset, args: argparse.Namespace, seed: int
 ) -> Run:
     run = Run("fit-defaults-resnet20")
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     model = vb.resnet_cifar(
         num_classes=train.num_classes, in_channels=train.image_shape[0], depth=20
     )
     start = time.perf_counter()
     history = fit(
         model, train, test, epochs=args.fit_epochs, device=args.device, progress=False,
-        seed=args.seed, callbacks=[Clock(run, start, args.targets, args.max_seconds)],
+        seed=seed, callbacks=[Clock(run, start, args.targets, args.max_seconds)],
     )  # fmt: skip
     run.stopped = run.stopped or f"{args.fit_epochs} epochs done"
     run.images_per_second = sum(history["images_per_second"]) / len(history)
@@ -206,6 +228,92 @@ def ratio(lab: Run, ours: Run, target: float) -> str:
     return f"{lab_s / ours_s:.1f}x"
 
 
+def lab_epochs(runs: dict[str, Run], target: float) -> dict[str, tuple[float, float] | None]:
+    """For each of our sides: (its seconds to ``target``, that time in lab epochs), where a
+    lab epoch is the first epoch of the first lab side, its test evaluation included."""
+    lab = next((r for side, r in runs.items() if side.startswith("lab-") and r.evals), None)
+    out: dict[str, tuple[float, float] | None] = {}
+    for side, run in runs.items():
+        seconds = run.time_to(target)
+        if side.startswith("lab-") or lab is None:
+            continue
+        out[side] = None if seconds is None else (seconds, seconds / lab.evals[0][1])
+    return out
+
+
+def run_sides(
+    sides: Sequence[str],
+    train: vb.ImageDataset,
+    test: vb.ImageDataset,
+    args: argparse.Namespace,
+    seed: int,
+) -> dict[str, Run]:
+    """Every side once, with ``seed``, in order."""
+    plan = resolve_plan(args.device)
+    runs: dict[str, Run] = {}
+    for side in sides:
+        print(f"{side} (seed {seed}):")
+        if side.startswith("lab-"):
+            arch = side.removeprefix("lab-")
+            c, size = train.image_shape[0], train.image_shape[-1]
+            model = (
+                vb.simple_cnn(train.num_classes, c, image_size=size)
+                if arch == "simple_cnn"
+                else vb.resnet_cifar(train.num_classes, c, depth=20)
+            )
+            runs[side] = lab_time_to_accuracy(
+                side, model, train, test, targets=args.targets, device=plan.device,
+                max_epochs=args.max_epochs, max_seconds=lab_seconds(args, runs), seed=seed,
+            )  # fmt: skip
+        elif side.startswith("fast"):
+            recipe = side_recipe(side, args.dataset, args.epochs)
+            runs[side] = run_fast(side, recipe, train, test, args, seed)
+        else:
+            runs[side] = run_fit_defaults(train, test, args, seed)
+    return runs
+
+
+def summarize_lab_epochs(
+    per_seed: dict[int, dict[str, Run]], targets: Sequence[float]
+) -> dict[str, Any]:
+    """Print and return each side's time to each target in lab epochs, per seed and mean."""
+    report: dict[str, Any] = {}
+    first = next(iter(per_seed.values()))
+    lab_sides = [s for s in first if s.startswith("lab-")]
+    if not lab_sides:
+        return report
+    lab_epoch = [runs[lab_sides[0]].evals[0][1] for runs in per_seed.values()]
+    spread = f" +- {statistics.stdev(lab_epoch):.1f}" if len(lab_epoch) > 1 else ""
+    print(
+        f"\none lab epoch ({lab_sides[0]}'s first epoch and its test evaluation): "
+        f"{statistics.mean(lab_epoch):.1f}{spread} s over {len(lab_epoch)} seed(s)"
+    )
+    for t in targets:
+        for side in (s for s in first if not s.startswith("lab-")):
+            found = [lab_epochs(runs, t).get(side) for runs in per_seed.values()]
+            shown = ", ".join(
+                "not reached" if f is None else f"{f[0]:.1f} s = {f[1]:.2f}" for f in found
+            )
+            key = f"{side} to {t:.0%}"
+            report[key] = {
+                "seconds": [None if f is None else f[0] for f in found],
+                "per_seed": [None if f is None else f[1] for f in found],
+                "lab_epochs": None,
+            }
+            if any(f is None for f in found):
+                print(f"  {key}: {shown} (not reached by every seed: no mean)")
+                continue
+            ratios = [f[1] for f in found if f is not None]
+            mean = statistics.mean(ratios)
+            sd = statistics.stdev(ratios) if len(ratios) > 1 else 0.0
+            report[key].update(lab_epochs=mean, stdev=sd)
+            print(
+                f"  {key}: seconds to {t:.0%} / seconds of one lab epoch = {mean:.2f} +- "
+                f"{sd:.2f} (seeds {list(per_seed)}: {shown})"
+            )
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist or cifar10")
@@ -214,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--targets", type=float, nargs="+", default=[0.93, 0.94])
     parser.add_argument(
         "--sides", nargs="+", default=list(SIDES), type=side_name,
-        help=f"some of {', '.join(SIDES)}, fast:E (default: all but fast:E)",
+        help=f"some of {', '.join(SIDES)}, fast:E, fast:PRESET (default: {' '.join(SIDES)})",
     )  # fmt: skip
     parser.add_argument("--max-seconds", type=float, default=900.0, help="budget of our sides")
     parser.add_argument("--lab-seconds", type=float, default=600.0, help="budget per lab side")
@@ -228,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, help="use only N training images (development)")
     parser.add_argument("--test-limit", type=int, help="use only N test images (development)")
     parser.add_argument("--threads", type=int, help="torch threads for every side")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -237,12 +345,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     train = vb.load_dataset(args.dataset, root=args.root)
     test = vb.load_dataset(args.dataset, split="test", root=args.root)
     if args.limit and args.limit < len(train):
-        train = vb.subset(train, args.limit / len(train), seed=args.seed)
+        train = vb.subset(train, args.limit / len(train), seed=0)
     if args.test_limit and args.test_limit < len(test):
-        test = vb.subset(test, args.test_limit / len(test), seed=args.seed)
-    recipe = fast_recipe(args.dataset)
-    if args.epochs:
-        recipe = fast_recipe(args.dataset, epochs=args.epochs)
+        test = vb.subset(test, args.test_limit / len(test), seed=0)
     plan = resolve_plan(args.device)
     sides = list(dict.fromkeys(args.sides))
     if args.lab_factor and "fast" in sides:
@@ -253,47 +358,32 @@ def main(argv: Sequence[str] | None = None) -> None:
         lab_budget = f"{args.lab_factor:g}x the fast recipe's time to {first} per lab side"
     print(
         f"{args.dataset}: {len(train):,} train / {len(test):,} test images; {plan.describe()} "
-        f"for visionblocks; {torch.get_num_threads()} torch threads; targets "
-        f"{', '.join(f'{t:.0%}' for t in args.targets)}; budgets {lab_budget}, "
-        f"{args.max_seconds:.0f} s per visionblocks side"
+        f"for visionblocks; {torch.get_num_threads()} torch threads; CPU flags: {cpu_flags()}; "
+        f"targets {', '.join(f'{t:.0%}' for t in args.targets)}; budgets {lab_budget}, "
+        f"{args.max_epochs} epochs per lab side, {args.max_seconds:.0f} s per visionblocks side"
     )
-    runs: dict[str, Run] = {}
-    for side in sides:
-        print(f"{side}:")
-        if side.startswith("lab-"):
-            arch = side.removeprefix("lab-")
-            c, size = train.image_shape[0], train.image_shape[-1]
-            model = (
-                vb.simple_cnn(train.num_classes, c, image_size=size)
-                if arch == "simple_cnn"
-                else vb.resnet_cifar(train.num_classes, c, depth=20)
-            )
-            runs[side] = lab_time_to_accuracy(
-                side, model, train, test, targets=args.targets, device=plan.device,
-                max_epochs=args.max_epochs, max_seconds=lab_seconds(args, runs), seed=args.seed,
-            )  # fmt: skip
-        elif side.startswith("fast"):
-            epochs = int(side.partition(":")[2] or recipe.epochs)
-            side_recipe = dataclasses.replace(recipe, epochs=epochs)
-            runs[side] = run_fast(side, side_recipe, train, test, args)
-        else:
-            runs[side] = run_fit_defaults(train, test, args)
+    per_seed = {seed: run_sides(sides, train, test, args, seed) for seed in args.seeds}
 
+    report: dict[str, Any] = {"seeds": args.seeds, "cpu_flags": cpu_flags(), "runs": {}}
+    report["ratios"] = {}
     print("\nresults (seconds include the per-epoch evaluations on the full test set):")
-    for run in runs.values():
-        print("  " + describe(run, args.targets))
-    report: dict[str, Any] = {"runs": {k: vars(v) for k, v in runs.items()}, "ratios": {}}
-    ours_sides = [s for s in runs if not s.startswith("lab-")]
-    for ours in ours_sides:
-        for lab in (s for s in runs if s.startswith("lab-")):
-            for t in args.targets:
-                text = ratio(runs[lab], runs[ours], t)
-                report["ratios"][f"{ours} vs {lab} to {t:.0%}"] = text
-                print(f"  speed-up to {t:.0%}, {ours} vs {lab}: {text}")
+    for seed, runs in per_seed.items():
+        for side, run in runs.items():
+            print(f"  seed {seed}: " + describe(run, args.targets))
+            report["runs"].setdefault(side, {})[seed] = vars(run)
+        for ours in (s for s in runs if not s.startswith("lab-")):
+            for lab in (s for s in runs if s.startswith("lab-")):
+                for t in args.targets:
+                    text = ratio(runs[lab], runs[ours], t)
+                    report["ratios"][f"{ours} vs {lab} to {t:.0%}, seed {seed}"] = text
+                    print(f"  seed {seed}: speed-up to {t:.0%}, {ours} vs {lab}: {text}")
+    report["lab_epochs"] = summarize_lab_epochs(per_seed, args.targets)
 
+    runs = per_seed[args.seeds[0]]
     fast_sides = [s for s in runs if s.startswith("fast")]
     if fast_sides:
         fast = runs[fast_sides[0]]
+        recipe = side_recipe(fast_sides[0], args.dataset, args.epochs)
         flops = train_step_flops(recipe, train, args.device)
         achieved = flops * fast.images_per_second / recipe.batch_size
         dtype = torch.bfloat16 if plan.precision == "bf16" else torch.float32
@@ -302,8 +392,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fast_s = min(times_94, default=None)
         report["efficiency"] = {"step_flops": flops, "achieved": achieved, "peak": peak}
         print(
-            f"\nefficiency: one training step of the fast recipe (batch {recipe.batch_size}) = "
-            f"{flops / 1e9:.1f} GFLOP; at {fast.images_per_second:.0f} img/s ({fast.name}) that is "
+            f"\nefficiency: one training step of {fast.name} (batch {recipe.batch_size}) = "
+            f"{flops / 1e9:.1f} GFLOP; at {fast.images_per_second:.0f} img/s that is "
             f"{achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.1%} of this machine's "
             f"{str(dtype).removeprefix('torch.')} matmul peak ({peak / 1e9:.1f} GFLOP/s)"
         )
@@ -315,6 +405,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str) + "\n")
+
+
+def cpu_flags() -> str:
+    """The CPU features that decide the kernels (AVX-512 BF16, AMX), as /proc/cpuinfo lists them."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    flags = set(next((ln for ln in text.splitlines() if ln.startswith("flags")), "").split())
+    wanted = ("avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+    return " ".join(f for f in wanted if f in flags) or "none of avx512f/avx512_bf16/amx"
 
 
 if __name__ == "__main__":

@@ -32,16 +32,23 @@ def test_time_to_accuracy_runs_on_cifar10_files(
     result = json.loads(report.read_text())
     runs = result["runs"]
     assert set(runs) == {"lab-simple_cnn", "fast"}
-    for run in runs.values():
-        assert len(run["evals"]) == 1
-        assert run["images_per_second"] > 0
+    for per_seed in runs.values():
+        assert list(per_seed) == ["0"]  # --seeds' default: one run, seed 0
+        assert len(per_seed["0"]["evals"]) == 1
+        assert per_seed["0"]["images_per_second"] > 0
     # Random labels: 0% is reached by every side's first evaluation, 99% by none. (A 5% target
     # was flaky: on 64 random-label test images a side can score 3/64.)
     ratios = result["ratios"]
-    assert ratios["fast vs lab-simple_cnn to 99%"] == "fast did not reach 99%: no ratio"
-    reached = ratios["fast vs lab-simple_cnn to 0%"]
+    assert ratios["fast vs lab-simple_cnn to 99%, seed 0"] == "fast did not reach 99%: no ratio"
+    reached = ratios["fast vs lab-simple_cnn to 0%, seed 0"]
     assert reached.endswith("x")
     assert not reached.startswith(">=")
+    # The issue's unit: the recipe's seconds to a target over one lab epoch's seconds.
+    fast, lab = runs["fast"]["0"]["evals"][0], runs["lab-simple_cnn"]["0"]["evals"][0]
+    in_lab_epochs = result["lab_epochs"]["fast to 0%"]
+    assert in_lab_epochs["per_seed"] == [pytest.approx(fast[1] / lab[1])]
+    assert result["lab_epochs"]["fast to 99%"]["lab_epochs"] is None
     efficiency = result["efficiency"]
     assert 0 < efficiency["achieved"] < efficiency["peak"]
     assert "speed-up to 0%, fast vs lab-simple_cnn" in done.stdout
+    assert "fast to 0%: seconds to 0% / seconds of one lab epoch = " in done.stdout

@@ -346,6 +346,41 @@ def test_val_tta_validates_like_evaluate_with_tta(small: vb.data.ImageDataset) -
     assert (plain.accuracy, plain.loss) != (with_tta.accuracy, with_tta.loss)
 
 
+def test_val_every_validates_every_nth_and_the_last_epoch(small: vb.data.ImageDataset) -> None:
+    class Counting(Callback):
+        def __init__(self) -> None:
+            self.validated: list[int] = []
+
+        def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
+            if "val_acc" in metrics:
+                self.validated.append(epoch)
+            assert trainer.validation_skipped is ("val_acc" not in metrics)
+
+    counting = Counting()
+    # EarlyStopping on a val_ metric must wait for the validated epochs, not raise on the
+    # others; patience 1 with nothing improving by 200% stops at the second validation.
+    stopper = EarlyStopping("val_acc", patience=1, min_delta=2.0)
+    history = fit(
+        tiny_model(), small, small, epochs=5, batch_size=64, val_every=2,
+        callbacks=[counting, stopper], progress=False, seed=0,
+    )  # fmt: skip
+    # Catches validating every epoch, or a stopper that raises on the unvalidated epochs:
+    # epochs 2 and 4 validate, and the second validation stops the run.
+    assert counting.validated == [2, 4]
+    assert stopper.stopped_epoch == 4
+    assert len(history) == 4
+    assert math.isnan(history["val_acc"][0])
+    assert math.isnan(history["val_acc"][2])
+    counting = Counting()
+    fit(
+        tiny_model(), small, small, epochs=3, batch_size=64, val_every=2,
+        callbacks=[counting], progress=False, seed=0,
+    )  # fmt: skip
+    assert counting.validated == [2, 3]  # the last epoch always validates
+    with pytest.raises(ValueError, match="val_every must be a positive int; got 0"):
+        fit(tiny_model(), small, small, epochs=1, val_every=0, progress=False)
+
+
 def test_lr_find_restores_weights_and_suggests(small: vb.data.ImageDataset) -> None:
     model = tiny_model()
     before = weights(model)

@@ -114,6 +114,9 @@ def _recipe_for(args: argparse.Namespace, train: Data) -> FastRecipe:
     overrides = {k: getattr(args, k) for k in RECIPE_FIELDS if getattr(args, k) is not None}
     if len(train) < SMALL_DATA and args.batch_size is None:
         overrides["batch_size"] = 64
+        if args.lr is None:  # the preset's learning rate is for its batch: scale it with it
+            base = RECIPE_PRESETS[preset]
+            overrides["lr"] = base.lr * 64 / base.batch_size
     try:
         return fast_recipe(preset, **overrides)
     except ValueError as err:
@@ -126,8 +129,11 @@ def plan_run(
     """``(model name, model, its kwargs, fit() kwargs, flip TTA?)`` for the options given."""
     if args.recipe is not None:
         recipe = _recipe_for(args, train)
-        widths = {"widths": list(recipe.widths)}
-        model, kwargs = build_model("fast_cnn", train.num_classes, train.image_shape, widths)
+        arch = {
+            "widths": list(recipe.widths), "activation": recipe.activation,
+            "identity_init": recipe.identity_init,
+        }  # fmt: skip
+        model, kwargs = build_model("fast_cnn", train.num_classes, train.image_shape, arch)
         recipe.init_model(model, train)
         fit_kwargs = recipe.fit_kwargs()
         fit_kwargs.update(mixup=args.mixup, cutmix=args.cutmix)

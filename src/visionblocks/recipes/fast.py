@@ -10,6 +10,8 @@ Data resident on the device, augmented a    airbench (Keller Jordan, 2024); visi
 batch at a time (pad-crop + flip)           :class:`~visionblocks.data.DeviceLoader`
 Whitening 2x2 first layer, few wide conv    David Page, "How to train your ResNet" (2018);
 groups, max-pool + scaled logits            airbench's network (:func:`fast_cnn`)
+Fixed whitening filters, convs started as   airbench94
+partial identities (``dirac_``)
 bf16 autocast + channels_last               ``fit(precision="auto")``
 One-cycle SGD with Nesterov momentum,       Smith & Topin 2017 (super-convergence); Page
 label smoothing, no decay on BN/biases
@@ -52,6 +54,8 @@ class FastRecipe:
 
     Attributes:
         widths: Channels of :func:`fast_cnn`'s three conv groups.
+        activation: :func:`fast_cnn`'s activation, ``"gelu"`` or ``"relu"``.
+        identity_init: Start :func:`fast_cnn`'s convs as partial identities (airbench94).
         epochs: Passes over the training set (the one-cycle schedule spans all of them).
         batch_size: Images per optimizer step.
         lr: Peak SGD learning rate (for ``batch_size``; scale it linearly with the batch).
@@ -59,16 +63,21 @@ class FastRecipe:
         weight_decay: L2 on conv/linear weights (not on BN parameters or biases).
         warmup: Fraction of the run spent warming the learning rate up.
         label_smoothing: Cross-entropy label smoothing.
-        padding: Random-crop padding in pixels (0: no crops; flips are always on).
+        padding: Random-crop padding in pixels (0: no crops).
+        flip: Flip training images left-right at random.
         ema: Per-step decay of the weight average, or ``None`` for no averaging.
         whiten: Initialize the first layer as a whitening of the training patches.
         whiten_images: Training images used to estimate the patch covariance.
-        tta: Validate with flip test-time augmentation (every epoch and at the end).
+        freeze_whitening: Keep the whitening filters fixed once fitted (airbench): only
+            their bias trains, and the backward pass skips the first layer's weights.
+        tta: Validate with flip test-time augmentation (every validation, the last included).
+        val_every: Validate every ``val_every`` epochs and after the last
+            (``fit(val_every=...)``); validations count in the recipe's time.
 
     Example:
         >>> recipe = fast_recipe("fashion-mnist")
-        >>> recipe.epochs, recipe.padding, recipe.ema, recipe.widths
-        (5, 0, 0.99, (32, 128, 128))
+        >>> recipe.epochs, recipe.lr, recipe.activation, recipe.identity_init
+        (2, 0.8, 'relu', True)
         >>> [type(callback).__name__ for callback in recipe.callbacks()]
         ['WeightAveraging']
         >>> FastRecipe(epochs=0)
@@ -78,6 +87,8 @@ class FastRecipe:
     """
 
     widths: tuple[int, ...] = (32, 128, 128)
+    activation: str = "gelu"
+    identity_init: bool = False
     epochs: int = 8
     batch_size: int = 256
     lr: float = 0.2
@@ -86,10 +97,13 @@ class FastRecipe:
     warmup: float = FIT_DEFAULTS.warmup
     label_smoothing: float = 0.2
     padding: int = 2
+    flip: bool = True
     ema: float | None = None
     whiten: bool = True
     whiten_images: int = 5000
+    freeze_whitening: bool = False
     tta: bool = True
+    val_every: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -106,7 +120,10 @@ class FastRecipe:
             >>> fast_recipe("fashion-mnist").build_model(in_channels=1).num_features
             128
         """
-        return fast_cnn(num_classes, in_channels, widths=self.widths)
+        return fast_cnn(
+            num_classes, in_channels, widths=self.widths, activation=self.activation,
+            identity_init=self.identity_init,
+        )  # fmt: skip
 
     def callbacks(self) -> list[Callback]:
         """Fresh callbacks of the recipe (the weight average, if enabled)."""
@@ -130,8 +147,9 @@ class FastRecipe:
             "schedule": "onecycle",
             "warmup": self.warmup,
             "label_smoothing": self.label_smoothing,
-            "augment": BatchAugment(padding=self.padding, flip=True),
+            "augment": BatchAugment(padding=self.padding, flip=self.flip),
             "val_tta": self.tta,
+            "val_every": self.val_every,
             "callbacks": self.callbacks(),
         }
 
@@ -146,13 +164,34 @@ class FastRecipe:
         images = _normalized_head(train, self.whiten_images)
         if images is not None:
             model.init_whitening(images)
+            model.whiten.weight.requires_grad_(not self.freeze_whitening)
 
+
+# 93% in less time than one epoch of the lab's pipeline (docs/speed.rst): two epochs of ReLU
+# (cheaper than GELU on a CPU) with convs that start as partial identities and fixed
+# whitening filters (airbench94), a 4x higher learning rate with 5x less weight decay than
+# 0.1's preset, flips only (Fashion-MNIST's garments are centred), smoothing 0.1, a weight
+# EMA, and one validation at the end. Chosen on 10,000 images held out of the training set
+# (benchmarks/recipe_sweep.py), never on the test set.
+_FASHION_MNIST = FastRecipe(
+    activation="relu",
+    identity_init=True,
+    freeze_whitening=True,
+    epochs=2,
+    lr=0.8,
+    weight_decay=1e-4,
+    padding=0,
+    label_smoothing=0.1,
+    ema=0.99,
+    val_every=2,
+)
 
 RECIPE_PRESETS: dict[str, FastRecipe] = {
-    # Flips only: Fashion-MNIST's garments are centred, so random crops cost accuracy in a
-    # run this short; the weight EMA and label smoothing steady the last epochs. Measured
-    # against the alternatives (crops, the airbench setting) in docs/speed.rst.
-    "fashion-mnist": FastRecipe(epochs=5, padding=0, label_smoothing=0.1, ema=0.99),
+    "fashion-mnist": _FASHION_MNIST,
+    # The same trained for 5 epochs and validated after each: 94%.
+    "fashion-mnist-94": dataclasses.replace(_FASHION_MNIST, epochs=5, val_every=1),
+    # visionblocks 0.1's preset (GELU, lr 0.2, 5 epochs), kept by name.
+    "fashion-mnist-v1": FastRecipe(epochs=5, padding=0, label_smoothing=0.1, ema=0.99),
     # airbench's widths and schedule, scaled to its batch size; unmeasured here (docs/speed.rst).
     "cifar10": FastRecipe(widths=(64, 256, 256), epochs=10, batch_size=512, lr=0.4, padding=2),
 }
@@ -163,7 +202,8 @@ def fast_recipe(dataset: str = "fashion-mnist", **overrides: Any) -> FastRecipe:
 
     Args:
         dataset: A key of ``visionblocks.recipes.RECIPE_PRESETS``: ``"fashion-mnist"``
-            or ``"cifar10"``.
+            (2 epochs, 93%), ``"fashion-mnist-94"`` (5 epochs, 94%), ``"fashion-mnist-v1"``
+            (visionblocks 0.1's preset) or ``"cifar10"``.
         **overrides: :class:`FastRecipe` fields to change, e.g. ``epochs=12``.
 
     Example:

@@ -122,6 +122,8 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         """Track the monitored metric; ask the trainer to stop when patience runs out."""
         if self.monitor not in metrics:
+            if trainer.validation_skipped:  # fit(val_every=N) between validations
+                return
             raise ValueError(
                 f"EarlyStopping monitors {self.monitor!r} but the epoch's metrics are "
                 f"{sorted(metrics)}; pass val= to fit() or monitor a train_ metric."

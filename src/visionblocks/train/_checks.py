@@ -27,9 +27,11 @@ def check_fit_arguments(
     grad_clip: float | None,
     ema: float | None = None,
     accumulate: object = 1,
+    val_every: object = 1,
 ) -> None:
     """Reject out-of-range hyper-parameters with a message naming the value."""
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("accumulate", accumulate)):
+    ints = {"epochs": epochs, "batch_size": batch_size, "accumulate": accumulate}
+    for name, value in {**ints, "val_every": val_every}.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive int; got {value!r}.")
     floats = {

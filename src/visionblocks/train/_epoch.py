@@ -59,7 +59,8 @@ def run_epoch(
     if val is not None:
         metrics.update(validation_pass(run, val, tta=val_tta))
     run.emit("on_validation_end", epoch, metrics)
-    if isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+    plateau = isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if plateau and not run.validation_skipped:
         run.scheduler.step(metrics.get("val_loss", metrics["train_loss"]))
     metrics.update(
         epoch=epoch,

@@ -65,6 +65,7 @@ def fit(
     cutmix: float = 0.0,
     augment: str | BatchAugmentFn | None = D.augment,
     val_tta: bool = False,
+    val_every: int = 1,
     ema: float | None = None,
     accumulate: int = 1,
     grad_clip: float | None = None,
@@ -112,6 +113,9 @@ def fit(
             :func:`~visionblocks.data.augmentation`), a batch-augment callable, or ``None``.
         val_tta: Validate with flip test-time augmentation (the logits of each image and
             its mirror averaged), as ``evaluate(..., tta=True)`` does.
+        val_every: Validate after every ``val_every``-th epoch and after the last of
+            ``epochs`` only; a validation is part of the run's time, and a short run can
+            skip the intermediate ones. The other epochs' rows have no ``val_`` metrics.
         ema: Keep an exponential moving average of the weights with this per-step decay
             in (0, 1), e.g. 0.99; validation measures the average, checkpoints save it,
             and at the end the averaged weights are left in ``model``.
@@ -163,7 +167,7 @@ def fit(
     check_fit_arguments(
         epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
         warmup=warmup, label_smoothing=label_smoothing, mixup=mixup, cutmix=cutmix,
-        grad_clip=grad_clip, ema=ema, accumulate=accumulate,
+        grad_clip=grad_clip, ema=ema, accumulate=accumulate, val_every=val_every,
     )  # fmt: skip
     check_data(train, "training data")
     if val is not None:
@@ -227,9 +231,11 @@ def fit(
     try:
         while run.epoch < epochs and not run.should_stop:
             run.epoch += 1
+            validate = run.epoch % val_every == 0 or run.epoch == epochs
+            run.validation_skipped = val_batches is not None and not validate
             run_epoch(
-                run, train_batches, val_batches, epochs=epochs, criterion=criterion,
-                mixers=mixers, accumulate=accumulate, grad_clip=grad_clip,
+                run, train_batches, val_batches if validate else None, epochs=epochs,
+                criterion=criterion, mixers=mixers, accumulate=accumulate, grad_clip=grad_clip,
                 val_tta=val_tta,
             )  # fmt: skip
             if checkpoint is not None and dist.is_main:

@@ -45,7 +45,7 @@ class History:
 
     def __getitem__(self, key: str) -> list[float]:
         """All values of one metric, e.g. ``history["val_acc"]``."""
-        if not self.records or key not in self.records[-1]:
+        if key not in self.keys():
             known = ", ".join(self.keys()) or "none yet"
             raise KeyError(f"no metric {key!r} in this history; known: {known}.")
         return [r.get(key, math.nan) for r in self.records]

@@ -61,6 +61,8 @@ class RunState:
             it with ``.item()`` waits for the device; keeping the tensor does not).
         ema: The exponential moving average of the weights (``fit(ema=...)``), or ``None``.
         should_stop: Set to ``True`` to stop after the current epoch.
+        validation_skipped: ``True`` during an epoch whose validation ``fit(val_every=N)``
+            skips (there is validation data, but this epoch's metrics have no ``val_`` keys).
 
     Example:
         >>> import visionblocks as vb
@@ -108,6 +110,7 @@ class RunState:
         self.step = 0
         self.step_loss: torch.Tensor | None = None
         self.should_stop = False
+        self.validation_skipped = False
 
     @property
     def is_main_process(self) -> bool:
