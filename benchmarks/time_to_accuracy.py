@@ -233,10 +233,12 @@ def lab_epochs(runs: dict[str, Run], target: float) -> dict[str, tuple[float, fl
     lab epoch is the first epoch of the first lab side, its test evaluation included."""
     lab = next((r for side, r in runs.items() if side.startswith("lab-") and r.evals), None)
     out: dict[str, tuple[float, float] | None] = {}
+    if lab is None:
+        return out
     for side, run in runs.items():
-        seconds = run.time_to(target)
-        if side.startswith("lab-") or lab is None:
+        if side.startswith("lab-"):
             continue
+        seconds = run.time_to(target)
         out[side] = None if seconds is None else (seconds, seconds / lab.evals[0][1])
     return out
 
@@ -289,8 +291,9 @@ def summarize_lab_epochs(
         f"{statistics.mean(lab_epoch):.1f}{spread} s over {len(lab_epoch)} seed(s)"
     )
     for t in targets:
+        per_run = [lab_epochs(runs, t) for runs in per_seed.values()]
         for side in (s for s in first if not s.startswith("lab-")):
-            found = [lab_epochs(runs, t).get(side) for runs in per_seed.values()]
+            found = [in_lab_epochs.get(side) for in_lab_epochs in per_run]
             shown = ", ".join(
                 "not reached" if f is None else f"{f[0]:.1f} s = {f[1]:.2f}" for f in found
             )
@@ -364,8 +367,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     per_seed = {seed: run_sides(sides, train, test, args, seed) for seed in args.seeds}
 
-    report: dict[str, Any] = {"seeds": args.seeds, "cpu_flags": cpu_flags(), "runs": {}}
-    report["ratios"] = {}
+    report: dict[str, Any] = {
+        "seeds": args.seeds, "cpu_flags": cpu_flags(), "runs": {}, "ratios": {}
+    }  # fmt: skip
     print("\nresults (seconds include the per-epoch evaluations on the full test set):")
     for seed, runs in per_seed.items():
         for side, run in runs.items():

@@ -30,8 +30,11 @@ def check_fit_arguments(
     val_every: object = 1,
 ) -> None:
     """Reject out-of-range hyper-parameters with a message naming the value."""
-    ints = {"epochs": epochs, "batch_size": batch_size, "accumulate": accumulate}
-    for name, value in {**ints, "val_every": val_every}.items():
+    ints = {
+        "epochs": epochs, "batch_size": batch_size, "accumulate": accumulate,
+        "val_every": val_every,
+    }  # fmt: skip
+    for name, value in ints.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive int; got {value!r}.")
     floats = {
