@@ -11,7 +11,7 @@ from typing import Any
 project = "visionblocks"
 author = "visionblocks developers"
 copyright = "2026, visionblocks developers"
-release = "0.1.0"
+release = importlib.import_module("visionblocks").__version__
 
 extensions = [
     "sphinx.ext.autodoc",
@@ -102,9 +102,8 @@ def _keep_public(app: Any, what: str, name: str, obj: Any, skip: bool, options: 
     if what != "module" or (name, id(obj)) not in PUBLIC:
         return None
     home = HOMES.get(id(obj))
-    if home is not None and home != _current_module(app):
-        return True  # listed under "Also exported by", linked to its entry
-    return False
+    # Skipped elsewhere: listed under "Also exported by", linked to its home entry.
+    return home is not None and home != _current_module(app)
 
 
 def _resolve_public(app: Any, env: Any, node: Any, contnode: Any) -> Any:

@@ -103,7 +103,7 @@ from visionblocks.transfer import (
     unfreeze,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the release; pyproject.toml, docs and CITATION.cff read or test it
 
 __all__ = [
     "__version__",

@@ -17,6 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from visionblocks import __version__
 from visionblocks._cli._common import CLIError
 from visionblocks._cli.describe import add_describe_parsers
 from visionblocks._cli.evaluate import add_eval_parsers
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reusable CNN components for PyTorch. Start with `visionblocks train`.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_train_parser(sub)
     add_eval_parsers(sub)
