@@ -181,8 +181,8 @@ def page_stub(modname: str) -> str:
 
 
 ORDER = [
-    "models", "data", "train", "transfer", "analysis", "inference", "recipes", "quantize", "nas",
-    "cli",
+    "models", "model_file", "data", "train", "transfer", "analysis", "inference", "recipes",
+    "quantize", "nas", "cli",
 ]  # fmt: skip
 
 

@@ -95,7 +95,7 @@ def test_a_model_file_exports_with_its_card_in_the_metadata(
     metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
     card = json.loads(metadata["visionblocks"])
     assert card["classes"] == ["ant", "bee", "cow"]
-    assert card["stats"] == [[0.25], [0.5]]
+    assert (card["mean"], card["std"]) == ([0.25], [0.5])
     assert card["input_shape"] == [1, 28, 28]
     vb.export(model_file, tmp_path / "m.pt2")
     extra = {"visionblocks.json": ""}

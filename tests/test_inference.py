@@ -16,6 +16,7 @@ from torchvision.transforms.v2 import functional as TF
 import visionblocks as vb
 from visionblocks._cli._common import load_trained
 from visionblocks.cli import main
+from visionblocks.model_file import attach_card, write_model_file
 
 N_FILES = 200  # test images written as PNG files
 
@@ -92,8 +93,8 @@ def test_load_model_rebuilds_the_trained_model_with_its_card(
     assert card.stats is not None
     assert card.stats[0] == pytest.approx(train.mean)
     assert card.stats[1] == pytest.approx(train.std)
-    # evaluate() normalizes with this attribute, as fit() did.
-    assert model.visionblocks_stats == card.stats
+    # One home: the card carries the statistics, no second attribute on the model.
+    assert not hasattr(model, "visionblocks_stats")
     saved = vb.load_checkpoint(model_file)["model"]
     for key, value in model.state_dict().items():
         assert torch.equal(value, saved[key]), key
@@ -111,7 +112,9 @@ def test_cli_load_trained_is_load_model(model_file: Path) -> None:
 
 
 def test_load_model_without_a_model_name_says_how_to_save_one(tmp_path: Path) -> None:
-    path = vb.save_checkpoint(tmp_path / "bare.pt", vb.resnet20())
+    # No registered builder made this model, so its file cannot say how to rebuild it.
+    bare = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    path = vb.save_checkpoint(tmp_path / "bare.pt", bare)
     with pytest.raises(ValueError, match="no model_name"):
         vb.load_model(path)
     with pytest.raises(FileNotFoundError, match=r"missing\.pt"):
@@ -119,10 +122,10 @@ def test_load_model_without_a_model_name_says_how_to_save_one(tmp_path: Path) ->
 
 
 def test_load_model_with_weights_of_another_shape_is_one_clear_error(tmp_path: Path) -> None:
-    path = vb.save_checkpoint(
-        tmp_path / "m.pt", vb.resnet20(num_classes=4), model_name="resnet20",
-        model_kwargs={"num_classes": 7},
-    )  # fmt: skip
+    # save_checkpoint keeps the card true to the model; a file written with another
+    # card (by hand, or by other code) must still fail with the keys named.
+    card = vb.ModelCard("resnet20", {"num_classes": 7})
+    path = write_model_file(tmp_path / "m.pt", vb.resnet20(num_classes=4), card)
     with pytest.raises(ValueError, match=r"do not fit resnet20.*head\.weight"):
         vb.load_model(path)
 
@@ -226,7 +229,9 @@ def test_a_model_without_class_names_is_labelled_by_index_and_says_so(tmp_path: 
 def test_a_plain_model_predicts_with_its_fit_stats(test_images: vb.ImageDataset) -> None:
     torch.manual_seed(0)
     model = vb.simple_cnn(in_channels=1, image_size=28).eval()
-    model.visionblocks_stats = ((0.3,), (0.4,))  # what fit() sets
+    card = vb.model_card(model)
+    assert card is not None
+    attach_card(model, card.replace(mean=(0.3,), std=(0.4,)))  # what fit() sets
     with pytest.warns(UserWarning, match="no class names"):
         (found,) = vb.predict(model, test_images.images[:1], top_k=10)
     with torch.no_grad():

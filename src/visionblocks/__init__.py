@@ -9,7 +9,7 @@ Example:
     10
 """
 
-from visionblocks import analysis, data, models, nas, recipes, train, transfer
+from visionblocks import analysis, data, model_file, models, nas, recipes, train, transfer
 from visionblocks._export import ExportResult, export
 from visionblocks.analysis import (
     activations,
@@ -207,6 +207,7 @@ __all__ = [
     "nas",
     "recipes",
     "data",
+    "model_file",
     "models",
     "train",
     "transfer",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import importlib.util
 import io
 import json
@@ -241,9 +240,7 @@ def _card_json(model: nn.Module, shape: tuple[int, int, int]) -> str:
     card = model_card(model)
     fields: dict[str, Any] = {"input_shape": list(shape)}
     if card is not None:
-        fields.update(dataclasses.asdict(card))
-        fields.pop("info", None)
-        fields.pop("path", None)
+        fields.update(card.to_dict())
     return json.dumps(fields, default=str)
 
 

@@ -292,7 +292,8 @@ def load_trained(path: str) -> TrainedModel:
         raise RuntimeError(f"load_model({path!r}) returned a model without its ModelCard.")
     num_classes = int(getattr(model, "num_classes", 0))
     classes = list(card.classes or [str(i) for i in range(num_classes)])
-    return TrainedModel(model, card.model_name, card.stats, classes, card.image_shape, card.info)
+    name = card.builder or type(model).__name__
+    return TrainedModel(model, name, card.stats, classes, card.image_shape, card.info)
 
 
 def input_size_for(input_size: list[int] | None, in_channels: int) -> tuple[int, int, int]:

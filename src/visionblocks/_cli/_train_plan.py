@@ -23,7 +23,8 @@ from visionblocks.data import ImageDataset, StreamingDataset
 from visionblocks.recipes import RECIPE_PRESETS, FastRecipe, fast_recipe
 from visionblocks.train import FIT_DEFAULTS as TRAIN_DEFAULTS
 from visionblocks.train import LAST_CHECKPOINT, Callback, EarlyStopping
-from visionblocks.transfer import pretrained, read_checkpoint
+from visionblocks.model_file import card_in, read_weights
+from visionblocks.transfer import pretrained
 
 __all__ = [
     "DEFAULT_EPOCHS",
@@ -170,7 +171,8 @@ def _pretrained_model(
     )  # fmt: skip
     saved: dict[str, Any] = {}
     if Path(weights).is_file():
-        saved = dict(read_checkpoint(weights).get("model_kwargs") or {})
+        card = card_in(read_weights(weights))
+        saved = dict(card.builder_kwargs) if card is not None else {}
     kwargs = {
         **saved, **extra, "num_classes": train.num_classes, "in_channels": train.image_shape[0]
     }  # fmt: skip

@@ -24,8 +24,9 @@ Example:
 """
 
 from visionblocks.inference._images import IMAGE_SUFFIXES, ImageInput
-from visionblocks.inference._model_file import CARD_ATTR, ModelCard, load_model, model_card
+from visionblocks.inference._model_file import load_model, model_card
 from visionblocks.inference._predict import Prediction, predict
+from visionblocks.model_file import CARD_ATTR, ModelCard
 
 __all__ = [
     "CARD_ATTR",

@@ -17,7 +17,8 @@ from torch import nn
 
 from visionblocks.data import normalize
 from visionblocks.inference._images import ImageInput, expand_inputs, prepare_image
-from visionblocks.inference._model_file import STATS_ATTR, Stats, load_model, model_card
+from visionblocks.inference._model_file import load_model, model_card
+from visionblocks.model_file import ModelCard, Stats, model_stats
 from visionblocks.train import resolve_device
 
 __all__ = ["Prediction", "predict"]
@@ -56,7 +57,7 @@ class Prediction:
 
 @dataclass(frozen=True)
 class _Usage:
-    """What :func:`predict` needs to know about a model, from its card or its attributes."""
+    """What :func:`predict` needs to know about a model, from its card."""
 
     classes: tuple[str, ...] | None
     stats: Stats | None
@@ -65,15 +66,12 @@ class _Usage:
 
 
 def _usage(model: nn.Module) -> _Usage:
-    card = model_card(model)
-    stats = getattr(model, STATS_ATTR, None)
-    if card is not None and card.stats is not None:
-        stats = card.stats
-    shape = card.image_shape if card is not None else None
-    channels = shape[0] if shape is not None else getattr(model, "in_channels", None)
+    card = model_card(model) or ModelCard()
+    shape = card.image_shape
+    channels = card.in_channels or getattr(model, "in_channels", None)
     return _Usage(
-        classes=card.classes if card is not None else None,
-        stats=None if stats is None else (tuple(stats[0]), tuple(stats[1])),
+        classes=card.classes,
+        stats=model_stats(model),
         channels=channels if isinstance(channels, int) else None,
         size=None if shape is None else (shape[1], shape[2]),
     )
@@ -149,7 +147,8 @@ def predict(
     if usage.classes is None:
         warnings.warn(
             "the model stores no class names, so predictions are labelled by class index; "
-            "train with `visionblocks train` or save_checkpoint(..., extra={'classes': [...]}) "
+            "train with fit() on data with class names (or `visionblocks train`), or pass "
+            "save_checkpoint(..., extra={'classes': [...]}) "
             "to name them.",
             UserWarning,
             stacklevel=2,

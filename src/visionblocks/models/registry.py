@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from torch import nn
+
+from visionblocks.model_file import ModelCard, attach_card, is_plain
 
 __all__ = ["create_model", "get_model_builder", "list_models", "register_model"]
 
@@ -27,25 +30,57 @@ def register_model(builder: _Builder) -> _Builder:
 
     Registered builders are picked up by :func:`create_model`, the CLI and the
     registry-wide tests. The builder must take ``num_classes`` and ``in_channels`` as its
-    first two parameters.
+    first two parameters. Every model it builds carries a
+    :class:`~visionblocks.model_file.ModelCard` naming the builder and the arguments it
+    was called with, which is what lets a saved model be rebuilt.
 
     Raises:
         ValueError: A model of the same name is already registered.
 
     Example:
         >>> from torch import nn
+        >>> from visionblocks.model_file import card_of
         >>> @register_model
         ... def tiny_linear(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
         ...     return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
         >>> get_model_builder("tiny_linear") is tiny_linear
         True
+        >>> card_of(tiny_linear(4)).builder_kwargs
+        {'num_classes': 4}
         >>> _ = _MODELS.pop("tiny_linear")  # keep the doctest from changing the registry
     """
     name = builder.__name__
     if name in _MODELS:
         raise ValueError(f"a model named {name!r} is already registered.")
-    _MODELS[name] = builder
-    return builder
+    signature = inspect.signature(builder)
+
+    @functools.wraps(builder)
+    def build(*args: Any, **kwargs: Any) -> nn.Module:
+        model = builder(*args, **kwargs)
+        attach_card(model, _card(name, signature, args, kwargs))
+        return model
+
+    _MODELS[name] = build
+    return build  # type: ignore[return-value]
+
+
+def _card(
+    name: str, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> ModelCard:
+    """The card of a model built by ``name(*args, **kwargs)``: the arguments given, by name."""
+    given: dict[str, Any] = {}
+    for key, value in signature.bind(*args, **kwargs).arguments.items():
+        kind = signature.parameters[key].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            given.update(value)
+        elif kind is not inspect.Parameter.VAR_POSITIONAL:
+            given[key] = value
+    if not is_plain(given):  # a layer factory or tensor: the model cannot be rebuilt from a file
+        return ModelCard()
+    try:
+        return ModelCard(builder=name, builder_kwargs=given)
+    except ValueError:  # arguments the builder took but a card refuses (out of its bounds)
+        return ModelCard()
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -10,16 +10,16 @@ Example:
 
 from typing import Any
 
-from visionblocks.train._averaging import WeightAveraging
-from visionblocks.train._callbacks import BestCheckpoint, Callback, EarlyStopping, GradNormMonitor
-from visionblocks.train._checkpoint import (
+from visionblocks.model_file import (
+    STATS_ATTR,
     CheckpointError,
-    load_checkpoint,
     read_torch_file,
-    save_checkpoint,
     strip_wrapper_prefixes,
     unwrap_model,
 )
+from visionblocks.train._averaging import WeightAveraging
+from visionblocks.train._callbacks import BestCheckpoint, Callback, EarlyStopping, GradNormMonitor
+from visionblocks.train._checkpoint import load_checkpoint, save_checkpoint
 from visionblocks.train._defaults import FIT_DEFAULTS, FitDefaults
 from visionblocks.train._device import (
     ExecutionPlan,
@@ -27,7 +27,7 @@ from visionblocks.train._device import (
     resolve_device,
     resolve_plan,
 )
-from visionblocks.train._evaluate import STATS_ATTR, evaluate
+from visionblocks.train._evaluate import evaluate
 from visionblocks.train._fit import LAST_CHECKPOINT, fit
 from visionblocks.train._history import EvalResult, History
 from visionblocks.train._loggers import CSVLogger, TensorBoardLogger

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from visionblocks.model_file import card_of
 from visionblocks.train._checkpoint import save_checkpoint
 
 if TYPE_CHECKING:
@@ -184,9 +185,12 @@ class BestCheckpoint(Callback):
         if _improved(value, self.best, self.mode, 0.0):
             self.best, self.best_epoch = value, epoch
             if trainer.is_main_process:
+                # The validated weights (an EMA copy may carry an older card) with the
+                # model's card, so that load_model rebuilds this file like any model.pt.
                 save_checkpoint(
                     self.path,
                     trainer.validated_model,
+                    card=card_of(trainer.model),
                     extra={"epoch": epoch, "metrics": dict(metrics)},
                 )
 

@@ -1,32 +1,35 @@
-"""Checkpoints: the one home of the file format, of saving and of reading.
+"""Checkpoints of training: model files from the Python API, and ``fit``'s training state.
 
-Two kinds of file share one format (a dict with ``"format": FORMAT`` and ``"version"``):
+The file format, the model card, safe reading (the one ``torch.load``, always
+``weights_only=True``) and the diff of keys live in :mod:`visionblocks.model_file`; this
+module adds what training needs on top of it:
 
-* a *model file* (:func:`save_checkpoint`): the weights plus how to rebuild and use the
-  model (registry name, builder arguments, class names, normalization, input shape);
+* :func:`save_checkpoint` / :func:`load_checkpoint`: a model file written from Python, with
+  the card the model carries (what ``fit`` and the builders filled in), rebuilt by
+  :func:`~visionblocks.inference.load_model` exactly like a CLI run's ``model.pt``;
 * a *training state* (``fit(checkpoint_dir=...)``'s ``last.pt``): a model file plus the
   optimizer, schedule, scaler, history, RNG states, callback states and the epoch, so
   that ``fit(resume=...)`` continues exactly.
-
-Every file is written atomically (a temporary file renamed into place) and read by
-:func:`read_torch_file`, the only ``torch.load`` in visionblocks, always with
-``weights_only=True``: a checkpoint is data, and unpickling arbitrary objects from a
-downloaded file can run arbitrary code.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import nn
 
+from visionblocks.model_file import (
+    CheckpointError,
+    ModelCard,
+    ModelFile,
+    card_of,
+    load_state_checked,
+    read_model_file,
+    unwrap_model,
+    write_model_file,
+)
 from visionblocks.train._history import History
 from visionblocks.train._seeding import rng_state, set_rng_state
 
@@ -34,257 +37,160 @@ if TYPE_CHECKING:
     from visionblocks.train._state import RunState
 
 __all__ = [
-    "FORMAT",
     "TRAINING_STATE_KEYS",
-    "VERSION",
-    "CheckpointError",
-    "atomic_save",
+    "card_for_saving",
     "load_checkpoint",
     "load_state",
-    "read_torch_file",
     "read_training_state",
     "restore_training_state",
     "save_checkpoint",
     "save_training_state",
-    "strip_wrapper_prefixes",
-    "unwrap_model",
 ]
 
-FORMAT = "visionblocks-checkpoint"
-"""The ``"format"`` entry of every file visionblocks writes."""
-VERSION = 1
-"""The ``"version"`` entry; bumped when the layout changes incompatibly."""
 TRAINING_STATE_KEYS = frozenset({"optimizer", "epoch", "seed", "rng", "history"})
 """Entries that make a checkpoint a training state (what ``fit(resume=...)`` needs)."""
-
-# Wrappers that prefix every key of a state dict: DistributedDataParallel and torch.compile.
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
-
-class CheckpointError(ValueError):
-    """A file that cannot be read as a checkpoint; the message names the file and why.
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "weights.pt"
-        >>> torch.save({"weight": torch.zeros(2)}, path)  # a plain dict, not a checkpoint
-        >>> try:
-        ...     load_checkpoint(path)
-        ... except CheckpointError as err:
-        ...     print("is not a visionblocks checkpoint" in str(err), isinstance(err, ValueError))
-        True True
-    """
+# Facts 0.2's ``save_checkpoint(extra=...)`` stored at the top of the file; now card fields.
+_CARD_EXTRAS = ("classes", "stats", "image_shape")
 
 
-def atomic_save(obj: object, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename it into place.
+def card_for_saving(model: nn.Module, card: ModelCard | None = None) -> ModelCard:
+    """``card`` (default: the one ``model`` carries) as ``model`` is now.
 
-    The rename is atomic on POSIX and Windows, so a crash or Ctrl-C mid-write leaves
-    the previous checkpoint intact instead of a truncated file. Temporaries left by a
-    process killed mid-write (``kill -9`` cannot be caught) are removed first.
+    A head replaced after building (``reset_classifier``, ``replace_head``) changes the
+    number of outputs: the builder's ``num_classes`` (and ``in_channels``) are taken from
+    the model, so that the saved file rebuilds what was trained.
 
     Example:
-        >>> import tempfile
-        >>> folder = Path(tempfile.mkdtemp())
-        >>> _ = (folder / ".x.pt.stale.tmp").write_bytes(b"")
-        >>> atomic_save({"a": 1}, folder / "x.pt").name, sorted(p.name for p in folder.iterdir())
-        ('x.pt', ['x.pt'])
+        >>> import visionblocks as vb
+        >>> model = vb.resnet20()
+        >>> model.reset_classifier(4)
+        >>> card_for_saving(model).builder_kwargs
+        {'num_classes': 4, 'in_channels': 3}
     """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(
-            f"cannot save to {str(path)!r}: it is a folder; give a file path such as "
-            f"{str(path / 'model.pt')!r}."
-        )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise NotADirectoryError(
-            f"cannot save to {str(path)!r}: a file is in the way of its folder "
-            f"{str(path.parent)!r}; choose another path or move that file."
-        ) from None
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if hasattr(os, "fchmod"):  # POSIX: mkstemp makes it private (0600); a checkpoint is not
-            os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def read_torch_file(path: str | os.PathLike[str]) -> object:
-    """Read a file written by ``torch.save``, safely, onto the CPU: the one ``torch.load``.
-
-    Args:
-        path: The file.
-
-    Returns:
-        The loaded object (tensors, dicts, lists, numbers, strings).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        CheckpointError: The file is a directory, empty, truncated, not a torch file, or
-            holds Python objects other than plain data (refused: loading them could run
-            code). The message is one line that names the file.
-
-    Example:
-        >>> import tempfile
-        >>> bad = Path(tempfile.mkdtemp()) / "broken.pt"
-        >>> _ = bad.write_bytes(b"not a checkpoint")
-        >>> try:
-        ...     read_torch_file(bad)
-        ... except CheckpointError as err:
-        ...     print(str(err).split(": ")[1])
-        truncated, corrupt or not a torch file (not a torch file); use another copy or re-save it.
-    """
-    path = Path(path)
-    name = repr(str(path))
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {name}: check the path.")
-    if path.is_dir():
-        raise CheckpointError(f"{name} is a directory, not a checkpoint file.")
-    if path.stat().st_size == 0:
-        raise CheckpointError(
-            f"{name} is empty (0 bytes): a write was interrupted; use another checkpoint."
-        )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # torch's message covers both cases and advises weights_only=False, which we never
-        # pass on: a GLOBAL is a reference to code (os.system, a class), anything else junk.
-        if "GLOBAL" in str(err) or "Unsupported global" in str(err):
-            raise CheckpointError(
-                f"{name} was refused: it holds Python objects that could run code when loaded, "
-                f"and visionblocks loads plain weights only. Re-save the weights as a state dict "
-                f"(torch.save(model.state_dict(), path)) where the file was made."
-            ) from None
-        raise _unreadable(name, "not a torch file") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise _unreadable(name, type(err).__name__) from None
-
-
-def _unreadable(name: str, reason: str) -> CheckpointError:
-    return CheckpointError(
-        f"{name} cannot be read as a checkpoint: truncated, corrupt or not a torch file "
-        f"({reason}); use another copy or re-save it."
-    )
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain model inside ``DistributedDataParallel`` and ``torch.compile`` wrappers.
-
-    Example:
-        >>> net = nn.Linear(2, 2)
-        >>> unwrap_model(net) is net
-        True
-    """
-    inner = getattr(model, "_orig_mod", model)
-    if isinstance(inner, nn.parallel.DistributedDataParallel):
-        inner = getattr(inner.module, "_orig_mod", inner.module)
-    return inner
-
-
-def strip_wrapper_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop the ``module.`` / ``_orig_mod.`` key prefixes that DDP and ``torch.compile`` add.
-
-    Example:
-        >>> strip_wrapper_prefixes({"module._orig_mod.fc.weight": 1})
-        {'fc.weight': 1}
-    """
-    state = dict(state_dict)
-    changed = True
-    while changed and state:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix) :]: v for k, v in state.items()}
-                changed = True
-    return state
+    card = card if card is not None else card_of(model) or ModelCard()
+    inner = unwrap_model(model)
+    if card.builder is None:
+        return card
+    kwargs = dict(card.builder_kwargs)
+    for key in ("num_classes", "in_channels"):
+        value = getattr(inner, key, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            kwargs[key] = value
+    classes = card.classes
+    if classes is not None and kwargs.get("num_classes") not in (None, 0, len(classes)):
+        classes = None  # the class names described the old head
+    return card.replace(builder_kwargs=kwargs, classes=classes)
 
 
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
     *,
+    card: ModelCard | None = None,
     model_name: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Save a model's weights (and how to rebuild it) atomically.
+    """Save a model's weights and its :class:`~visionblocks.model_file.ModelCard`, atomically.
+
+    The card is the one the model carries: registered builders name themselves and their
+    arguments, and :func:`~visionblocks.train.fit` adds the classes, input shape,
+    normalization and how it trained. A file saved here, by ``fit``'s ``BestCheckpoint``
+    or by ``visionblocks train`` rebuilds with :func:`~visionblocks.load_model`.
 
     Args:
         path: Target file; parent folders are created.
         model: The model (DDP/compiled wrappers are unwrapped).
-        model_name: Registry name, so the model can be rebuilt (``visionblocks.load_model``).
-        model_kwargs: Builder arguments, e.g. ``{"num_classes": 5, "in_channels": 1}``.
-        extra: More plain data to store (class names, normalization stats, metrics, ...).
+        card: The card to store instead of the model's own.
+        model_name: Registry name of the builder (overrides the card's ``builder``).
+        model_kwargs: Builder arguments (with ``model_name``).
+        extra: More facts: ``classes``, ``stats`` (``[mean, std]``) and ``image_shape`` set
+            those card fields; any other plain entries (``epoch``, ``metrics``, ...) go
+            into the card's ``training``.
 
     Returns:
         The path written.
 
+    Raises:
+        ValueError: A card field out of range (the message names it).
+
     Example:
         >>> import tempfile, visionblocks as vb
-        >>> path = f"{tempfile.mkdtemp()}/m.pt"
-        >>> path = save_checkpoint(path, vb.resnet20(), model_name="resnet20")
-        >>> load_checkpoint(path)["model_name"]
-        'resnet20'
+        >>> path = save_checkpoint(f"{tempfile.mkdtemp()}/m.pt", vb.resnet20(num_classes=3),
+        ...                        extra={"classes": ["a", "b", "c"], "epoch": 4})
+        >>> saved = load_checkpoint(path)
+        >>> saved["card"].builder, saved["card"].classes, saved["card"].training
+        ('resnet20', ('a', 'b', 'c'), {'epoch': 4})
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module; got {type(model).__name__}.")
-    state: dict[str, Any] = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": unwrap_model(model).state_dict(),
-        "model_name": model_name,
-        "model_kwargs": dict(model_kwargs or {}),
-    }
-    state.update(extra or {})
-    return atomic_save(state, path)
+    base = card if card is not None else card_of(model) or ModelCard()
+    if model_name is not None:
+        base = base.replace(builder=model_name, builder_kwargs=dict(model_kwargs or {}))
+    facts = dict(extra or {})
+    fields: dict[str, Any] = {}
+    if facts.get("classes") is not None:
+        fields["classes"] = tuple(str(c) for c in facts["classes"])
+    if facts.get("image_shape") is not None:
+        fields["image_shape"] = tuple(facts["image_shape"])
+    if facts.get("stats") is not None:
+        fields["mean"], fields["std"] = (tuple(float(v) for v in s) for s in facts["stats"])
+    training = {k: v for k, v in facts.items() if k not in _CARD_EXTRAS}
+    if training:
+        fields["training"] = {**base.training, **training}
+    full = card_for_saving(model, base).replace(**fields)
+    return write_model_file(path, model, full)
 
 
 def load_checkpoint(
     path: str | Path, model: nn.Module | None = None, *, strict: bool = True
 ) -> dict[str, Any]:
-    """Read a visionblocks checkpoint and optionally load its weights into ``model``.
+    """Read a visionblocks model file and optionally load its weights into ``model``.
 
     Args:
-        path: A file written by :func:`save_checkpoint` or by ``fit(checkpoint_dir=...)``.
-        model: If given, its weights are replaced by the checkpoint's.
-        strict: Require the checkpoint's keys to match the model's exactly.
+        path: A file written by :func:`save_checkpoint`, ``fit(checkpoint_dir=...)``,
+            ``BestCheckpoint`` or ``visionblocks train``.
+        model: If given, its weights are replaced by the file's.
+        strict: Require the file's keys to match the model's exactly.
 
     Returns:
-        The checkpoint dict (``"model"`` state dict, ``"model_name"``, ``"model_kwargs"``, ...).
+        The file as a dict: ``"model"`` (the state dict), ``"card"`` (its
+        :class:`~visionblocks.model_file.ModelCard`), a training state's entries
+        (``"epoch"``, ``"history"``, ...), and, read from the card, ``"model_name"``,
+        ``"model_kwargs"``, ``"classes"``, ``"stats"``, ``"image_shape"`` and the training
+        facts, for code written against 0.2's flat files.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        CheckpointError: The file cannot be read (see :func:`read_torch_file`) or is not a
-            visionblocks checkpoint.
+        CheckpointError: The file cannot be read or is not a visionblocks model file.
         ValueError: (``strict``) its keys do not match the model; the message lists the
-            missing and unexpected keys.
+            missing, unexpected and mis-shaped keys.
 
     Example:
         >>> import tempfile, visionblocks as vb
         >>> path = save_checkpoint(f"{tempfile.mkdtemp()}/m.pt", vb.resnet20())
-        >>> sorted(load_checkpoint(path, vb.resnet20()))[:3]
-        ['format', 'model', 'model_kwargs']
+        >>> load_checkpoint(path, vb.resnet20())["model_name"]
+        'resnet20'
     """
-    state = read_torch_file(path)
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{str(path)!r} is not a visionblocks checkpoint (no 'format': {FORMAT!r} entry); "
-            f"for a state dict from elsewhere use visionblocks.load_weights(model, path)."
-        )
+    saved = read_model_file(path)
     if model is not None:
-        load_state(unwrap_model(model), state["model"], strict=strict)
-    return state
+        load_state(model, saved.state_dict, strict=strict)
+    return _flat_view(saved)
+
+
+def _flat_view(saved: ModelFile) -> dict[str, Any]:
+    card = saved.card
+    return {
+        **card.training,
+        "model_name": card.builder,
+        "model_kwargs": dict(card.builder_kwargs),
+        "classes": None if card.classes is None else list(card.classes),
+        "stats": None if card.stats is None else [list(s) for s in card.stats],
+        "image_shape": None if card.image_shape is None else list(card.image_shape),
+        **saved.entries,
+        "card": card,
+        "model": saved.state_dict,
+    }
 
 
 def read_training_state(path: str | Path) -> dict[str, Any]:
@@ -305,43 +211,25 @@ def read_training_state(path: str | Path) -> dict[str, Any]:
 
 
 def load_state(model: nn.Module, state_dict: Mapping[str, Any], *, strict: bool = True) -> None:
-    """``load_state_dict`` with an error that lists missing, unexpected and mis-shaped keys.
+    """Load ``state_dict`` into ``model``; an error lists missing, unexpected, mis-shaped keys.
 
-    With ``strict=False`` every tensor whose name and shape match is loaded and the
-    rest is left as it is (how a new head keeps its fresh initialization).
+    With ``strict=False`` every tensor whose name and shape match is loaded and missing
+    or unexpected keys are left as they are (shapes that differ are still an error).
     """
-    state_dict = strip_wrapper_prefixes(state_dict)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    mis_shaped = [
-        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
-        for k in own
-        if k in state_dict and state_dict[k].shape != own[k].shape
-    ]
-    if strict and (missing or unexpected or mis_shaped):
-        raise ValueError(
-            f"checkpoint does not match {type(model).__name__}: missing keys "
-            f"{missing or 'none'}; unexpected keys {unexpected or 'none'}; shape mismatches "
-            f"(checkpoint vs model) {mis_shaped or 'none'}. Pass strict=False to load the "
-            f"matching part only."
-        )
-    matching = {k: v for k, v in state_dict.items() if k in own and v.shape == own[k].shape}
-    model.load_state_dict(matching, strict=False)
+    load_state_checked(model, state_dict, strict=strict)
 
 
-def save_training_state(
-    path: str | Path, run: RunState, *, stats: tuple[Any, Any] | None = None
-) -> Path:
+def save_training_state(path: str | Path, run: RunState) -> Path:
     """Write everything ``fit(resume=...)`` needs to continue ``run`` after its epoch ``run.epoch``.
 
     Called at the end of an epoch only: a state saved mid-epoch could not be continued
     exactly (the position in the epoch's data order and augmentation is not saved).
     """
-    return save_checkpoint(
+    return write_model_file(
         path,
         run.model,
-        extra={
+        card_for_saving(run.model),
+        state={
             "optimizer": run.optimizer.state_dict(),
             "schedule": run.scheduler.state_dict() if run.scheduler is not None else None,
             "scaler": run.scaler.state_dict(),
@@ -349,7 +237,6 @@ def save_training_state(
             "epoch": run.epoch,
             "step": run.step,
             "seed": run.seed,
-            "stats": [list(s) for s in stats] if stats else None,
             "rng": rng_state(),
             "ema": run.ema.state_dict() if run.ema is not None else None,
             "callbacks": [_callback_state(cb) for cb in run.callbacks],

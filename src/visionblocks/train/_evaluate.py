@@ -17,6 +17,7 @@ from visionblocks.data import (
     labels_of,
     stats_of,
 )
+from visionblocks.model_file import model_stats
 from visionblocks.train._checks import check_data, check_labels
 from visionblocks.train._data import Batches, make_batches
 from visionblocks.train._device import ExecutionPlan
@@ -28,16 +29,7 @@ from visionblocks.train._distributed import (
 )
 from visionblocks.train._history import EvalResult
 
-__all__ = ["EvalSums", "evaluate", "model_stats", "reduce_sums", "run_eval"]
-
-STATS_ATTR = "visionblocks_stats"
-"""Attribute ``fit`` sets on a model: the ``(mean, std)`` its inputs were normalized with."""
-
-
-def model_stats(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """The normalization ``fit`` trained ``model`` with, if it was trained by ``fit``."""
-    stats = getattr(model, STATS_ATTR, None)
-    return None if stats is None else (tuple(stats[0]), tuple(stats[1]))
+__all__ = ["EvalSums", "evaluate", "reduce_sums", "run_eval"]
 
 
 @dataclass

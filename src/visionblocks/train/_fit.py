@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from visionblocks.data import BatchAugmentFn, DataLike, labels_of, stats_of
+from visionblocks.model_file import attach_card, card_of
 from visionblocks.train._callbacks import Callback
+from visionblocks.train._card import card_for_data
 from visionblocks.train._checkpoint import (
     read_training_state,
     restore_training_state,
@@ -31,7 +33,6 @@ from visionblocks.train._defaults import FIT_DEFAULTS
 from visionblocks.train._distributed import convert_sync_batchnorm, place_run, wrap_model
 from visionblocks.train._ema import apply_average, make_ema
 from visionblocks.train._epoch import make_mixers, run_epoch
-from visionblocks.train._evaluate import STATS_ATTR
 from visionblocks.train._history import History
 from visionblocks.train._loss import Criterion, make_criterion
 from visionblocks.train._optim import default_lr, make_optimizer, make_schedule
@@ -191,16 +192,21 @@ def fit(
             world_size=dist.world_size,
         )  # fmt: skip
     num_classes = check_model_fits_data(model, train, train_batches, val=val)
+    name = optimizer.lower() if isinstance(optimizer, str) else "custom"
+    peak_lr = lr if lr is not None else default_lr(name, batch_size * accumulate)
+    card_for_data(model, train, num_classes=num_classes, training={
+        "epochs": epochs, "batch_size": batch_size * accumulate, "optimizer": name,
+        "lr": peak_lr, "seed": seed, "data": getattr(train, "name", type(train).__name__),
+    })  # fmt: skip
     notes: list[str] = []
     if sync_batchnorm:
         model, note = convert_sync_batchnorm(model, dist)
         notes += [note] if note else []
     plan.prepare(model)
 
-    name = optimizer.lower() if isinstance(optimizer, str) else "custom"
     opt = make_optimizer(
         optimizer, model, momentum=momentum, weight_decay=weight_decay, param_groups=param_groups,
-        lr=lr if lr is not None else default_lr(name, batch_size * accumulate),
+        lr=peak_lr,
     )  # fmt: skip
     steps_per_epoch = math.ceil(len(train_batches) / accumulate)
     sched = make_schedule(schedule, opt, total_steps=epochs * steps_per_epoch, warmup=warmup)
@@ -239,7 +245,7 @@ def fit(
                 val_tta=val_tta,
             )  # fmt: skip
             if checkpoint is not None and dist.is_main:
-                save_training_state(checkpoint, run, stats=stats)
+                save_training_state(checkpoint, run)
                 saved_epoch = run.epoch
     except BaseException as err:
         run.emit("on_exception", err)
@@ -252,8 +258,9 @@ def fit(
         dist.close()
     if run.ema is not None:
         apply_average(run.ema, model)
-    if stats is not None:
-        setattr(model, STATS_ATTR, stats)
+    card = card_of(model)
+    if card is not None:  # the epochs this model has now trained, after an interruption too
+        attach_card(model, card.replace(training={**card.training, "epochs": len(run.history)}))
     return run.history
 
 

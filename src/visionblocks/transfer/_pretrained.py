@@ -10,10 +10,11 @@ from typing import Any
 
 from torch import nn
 
+from visionblocks.model_file import card_in, read_weights, state_dict_of
 from visionblocks.models import create_model, first_conv, list_models
 from visionblocks.transfer._freeze import freeze as freeze_model
 from visionblocks.transfer._heads import adapt_input_channels, get_head, replace_head
-from visionblocks.transfer._weights import load_weights, read_checkpoint, state_dict_of
+from visionblocks.transfer._weights import load_weights
 
 __all__ = ["pretrained", "resolve_torchvision_weights"]
 
@@ -152,10 +153,11 @@ def pretrained(
         )
     if weights is not None and (_is_path(weights) or isinstance(weights, Mapping)):
         checkpoint = (
-            weights if isinstance(weights, Mapping) else read_checkpoint(weights, sha256=sha256)
+            weights if isinstance(weights, Mapping) else read_weights(weights, sha256=sha256)
         )
         state = state_dict_of(checkpoint)
-        saved_name = checkpoint.get("model_name")
+        card = card_in(checkpoint)
+        saved_name = card.builder if card is not None else None
         if (
             isinstance(name, str)
             and isinstance(saved_name, str)
@@ -165,9 +167,8 @@ def pretrained(
                 f"the checkpoint was saved from model {saved_name!r}, not {name!r}; "
                 f"call pretrained({saved_name!r}, ...)."
             )
-        saved_kwargs = checkpoint.get("model_kwargs")
-        if isinstance(saved_kwargs, Mapping):
-            kwargs = {**saved_kwargs, **kwargs}
+        if card is not None:
+            kwargs = {**card.builder_kwargs, **kwargs}
 
     model: nn.Module
     if isinstance(name, nn.Module):
