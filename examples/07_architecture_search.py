@@ -3,8 +3,8 @@
 Runs ``visionblocks.nas.search`` (Optuna's TPE sampler with median pruning,
 seeded): every trial trains a sampled ``StagedCNN`` for a few epochs on a
 subset and is scored on held-out validation images; the best architecture is
-then evaluated on the test set. Needs the ``nas`` extra (``pip install
-visionblocks[nas]``).
+then evaluated on the test set. Every trial is written to ``trials.csv`` in
+``--out``. Needs the ``nas`` extra (``pip install visionblocks[nas]``).
 
     python examples/07_architecture_search.py             # sample data, offline
     python examples/07_architecture_search.py --dataset fashion-mnist --limit 6000 --trials 20
@@ -12,7 +12,9 @@ visionblocks[nas]``).
 
 from __future__ import annotations
 
-from _common import load_data, make_parser, pct
+import csv
+
+from _common import load_data, make_parser, out_dir, pct
 
 import visionblocks as vb
 from visionblocks.nas import StagedCNN, search
@@ -36,6 +38,17 @@ def main() -> None:
         },
     )
     print(result.table())
+    path = out_dir(args) / "trials.csv"
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(
+            ["trial", "architecture", "params", "val_acc", "epochs", "state", "seconds"]
+        )
+        writer.writerows(
+            [t.number + 1, t.config.describe(), t.params, t.val_acc, t.epochs, t.state, t.seconds]
+            for t in result.trials
+        )
+    print(f"wrote {path}")
     config = result.best_config
     best = StagedCNN(config, num_classes=train.num_classes, in_channels=train.image_shape[0])
     vb.fit(

@@ -7,11 +7,13 @@ The path a project with its own photos takes, offline, on real images:
    Sneaker, Bag (deliberately half as many: an imbalanced folder) and Ankle boot.
    Every third image is saved upscaled to 36x36, as folders collected from several
    sources are, so the folder only loads with ``image_size=32``.
-2. Pretrain a ResNet-20 backbone on the *other* five classes (T-shirt/top, Trouser,
-   Pullover, Dress, Coat; training images) and save it with ``save_checkpoint``. This
-   is the stand-in for downloaded pretrained weights, since nothing can be downloaded
-   here; with internet, ``pretrained("resnet18", 5, weights="DEFAULT", in_channels=1)``
-   (torchvision's ImageNet weights) is the usual start.
+2. Pretrain a ResNet-20 backbone on *training* images of all ten Fashion-MNIST
+   classes (the folder holds test images, which it never sees) and save it with
+   ``save_checkpoint``. This is the stand-in for downloaded pretrained weights, since
+   nothing can be downloaded here: a network trained on a larger, broader set that
+   includes things like yours, as ImageNet's thousand classes include sandals, running
+   shoes and bags. With internet, ``pretrained("resnet18", 5, weights="DEFAULT",
+   in_channels=1)`` (torchvision's ImageNet weights) is the usual start.
 3. Load the folder with ``val_fraction=0.2, image_size=32`` (a stratified, seeded,
    disjoint train/val split), fine-tune from the checkpoint (the new head alone for one
    epoch, then everything at half that learning rate, the backbone at half the
@@ -31,8 +33,13 @@ dataset-fashion-mnist``), else the sample shipped with the package.
 
 Usage::
 
-    python examples/08_own_images.py                        # about 2-3 min on 2 CPU cores
-    python examples/08_own_images.py --per-class 40 --epochs 2 --pretrain-epochs 1  # quick
+    python examples/08_own_images.py                        # about 45 s on 2 CPU cores
+    python examples/08_own_images.py --per-class 40 --epochs 3 --pretrain-epochs 2  # quick
+
+The quick run (about 25 s) fine-tunes on 180 images for 3 epochs: the pretrained start
+ends far ahead of the same network from scratch (with seeds 0, 1 and 2 alike;
+``tests/test_examples.py`` checks it), the point of starting from pretrained weights
+when there are few images and little time. Both runs' output: ``docs/own_data.rst``.
 
 The same run from the command line: ``docs/own_data.rst``.
 """
@@ -53,7 +60,6 @@ from visionblocks.data import DatasetNotFoundError, StreamingDataset
 from visionblocks.transfer import fine_tune, pretrained
 
 TARGET = ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-SOURCE = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"]
 SMALLER = "Bag"  # this class gets half as many images
 UPSCALED = 36  # every third image is saved at this size
 
@@ -102,25 +108,26 @@ def resized(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def pretrain(data: vb.ImageDataset, args: argparse.Namespace, path: Path) -> Path:
-    """Train ResNet-20 on the source classes and save it: the "pretrained weights"."""
-    per_class = max(1, args.pretrain_images // len(SOURCE))
-    parts = [pick(data, name, per_class) for name in SOURCE]
+    """Train ResNet-20 on every class of ``data`` and save it: the "pretrained weights"."""
+    per_class = max(1, args.pretrain_images // data.num_classes)
+    parts = [pick(data, name, per_class) for name in data.classes]
     labels = torch.cat([torch.full((len(x),), k) for k, x in enumerate(parts)])
     images = resized(torch.cat(parts), args.image_size)
-    source = vb.ImageDataset(images, labels, list(SOURCE), "source classes")
-    model = vb.resnet20(num_classes=len(SOURCE), in_channels=1)
+    source = vb.ImageDataset(images, labels, list(data.classes), "source")
+    model = vb.resnet20(num_classes=data.num_classes, in_channels=1)
     started = time.perf_counter()
     vb.fit(
         model, source, epochs=args.pretrain_epochs, batch_size=args.batch_size, seed=args.seed,
         device=args.device, precision=args.precision, progress=False,
     )  # fmt: skip
     print(
-        f"pretrained resnet20 on {len(source):,} images of {', '.join(SOURCE)} "
+        f"pretrained resnet20 on {len(source):,} training images of all "
+        f"{data.num_classes} classes "
         f"({args.pretrain_epochs} epochs, {time.perf_counter() - started:.0f} s)"
     )
     return vb.save_checkpoint(
         path, model, model_name="resnet20",
-        model_kwargs={"num_classes": len(SOURCE), "in_channels": 1},
+        model_kwargs={"num_classes": data.num_classes, "in_channels": 1},
     )  # fmt: skip
 
 
