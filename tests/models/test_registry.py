@@ -67,3 +67,16 @@ def test_fixed_depth_alias_is_the_generic_builder(
     assert list(actual) == list(expected)
     for key, value in expected.items():
         torch.testing.assert_close(actual[key], value, msg=key)
+
+
+def test_create_model_names_an_unknown_argument_and_lists_the_accepted_ones() -> None:
+    with pytest.raises(TypeError, match=r"takes no argument 'widht'; its arguments are .*width"):
+        create_model("simple_cnn", widht=32)
+
+
+def test_create_model_passes_on_a_type_error_from_inside_the_builder() -> None:
+    # The arguments are known: the builder's own TypeError (a bad value) is not reworded
+    # as an unknown argument, which parsing the message text used to risk.
+    with pytest.raises(TypeError) as caught:
+        create_model("simple_cnn", dropout="half")
+    assert "takes no argument" not in str(caught.value)

@@ -127,13 +127,12 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         5
     """
     builder = get_model_builder(name)
-    try:
-        return builder(**kwargs)
-    except TypeError as err:
-        unknown = [key for key in kwargs if f"keyword argument '{key}'" in str(err)]
-        if not unknown:
-            raise
-        accepted = ", ".join(inspect.signature(builder).parameters)
+    parameters = inspect.signature(builder).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    unknown = [key for key in kwargs if key not in parameters]
+    if unknown and not takes_any:
         raise TypeError(
-            f"model {name!r} takes no argument {unknown[0]!r}; its arguments are {accepted}."
-        ) from None
+            f"model {name!r} takes no argument {unknown[0]!r}; its arguments are "
+            f"{', '.join(parameters)}."
+        )
+    return builder(**kwargs)
