@@ -69,7 +69,11 @@ def _card(
 ) -> ModelCard:
     """The card of a model built by ``name(*args, **kwargs)``: the arguments given, by name."""
     given: dict[str, Any] = {}
-    for key, value in signature.bind(*args, **kwargs).arguments.items():
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError:  # a deprecated positional form the builder translated itself
+        return ModelCard()
+    for key, value in bound.arguments.items():
         kind = signature.parameters[key].kind
         if kind is inspect.Parameter.VAR_KEYWORD:
             given.update(value)

@@ -10,7 +10,6 @@ stride-1 conv, so 32x32 inputs are not shrunk to 1x1 before the last stage.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import torch
 from torch import nn
@@ -180,58 +179,119 @@ def resnet_cifar(
     )
 
 
-class _CifarBuilder(Protocol):
-    __name__: str
+@register_model
+def resnet20(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    *,
+    shortcut: ShortcutKind = "projection",
+    residual: bool = True,
+    zero_init_last: bool = False,
+) -> ResNet:
+    """ResNet-20 for CIFAR (272,474 parameters): ``resnet_cifar(depth=20)``.
 
-    def __call__(
-        self,
-        num_classes: int = 10,
-        in_channels: int = 3,
-        *,
-        shortcut: ShortcutKind = "projection",
-        residual: bool = True,
-        zero_init_last: bool = False,
-    ) -> ResNet: ...
+    See :func:`resnet_cifar` for the arguments.
 
-
-def _cifar_builder(depth: int, params: int) -> _CifarBuilder:
-    """Make and register ``resnet{depth}``, a fixed-depth shortcut to :func:`resnet_cifar`."""
-
-    def builder(
-        num_classes: int = 10,
-        in_channels: int = 3,
-        *,
-        shortcut: ShortcutKind = "projection",
-        residual: bool = True,
-        zero_init_last: bool = False,
-    ) -> ResNet:
-        return resnet_cifar(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            depth=depth,
-            shortcut=shortcut,
-            residual=residual,
-            zero_init_last=zero_init_last,
-        )
-
-    builder.__name__ = builder.__qualname__ = f"resnet{depth}"
-    builder.__doc__ = (
-        f"ResNet-{depth} for CIFAR ({params:,} parameters): ``resnet_cifar(depth={depth})``.\n\n"
-        f"See :func:`resnet_cifar` for the arguments.\n\n"
-        f"Example:\n"
-        f"    >>> sum(p.numel() for p in resnet{depth}().parameters())\n"
-        f"    {params}\n"
-        f"    >>> resnet{depth}(num_classes=5, in_channels=1)(torch.zeros(2, 1, 28, 28)).shape\n"
-        f"    torch.Size([2, 5])\n"
-    )
-    return register_model(builder)
+    Example:
+        >>> sum(p.numel() for p in resnet20().parameters())
+        272474
+    """
+    return resnet_cifar(
+        num_classes=num_classes, in_channels=in_channels, depth=20, shortcut=shortcut,
+        residual=residual, zero_init_last=zero_init_last,
+    )  # fmt: skip
 
 
-resnet20 = _cifar_builder(20, 272_474)
-resnet32 = _cifar_builder(32, 466_906)
-resnet44 = _cifar_builder(44, 661_338)
-resnet56 = _cifar_builder(56, 855_770)
-resnet110 = _cifar_builder(110, 1_730_714)
+@register_model
+def resnet32(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    *,
+    shortcut: ShortcutKind = "projection",
+    residual: bool = True,
+    zero_init_last: bool = False,
+) -> ResNet:
+    """ResNet-32 for CIFAR (466,906 parameters): ``resnet_cifar(depth=32)``.
+
+    See :func:`resnet_cifar` for the arguments.
+
+    Example:
+        >>> sum(p.numel() for p in resnet32().parameters())
+        466906
+    """
+    return resnet_cifar(
+        num_classes=num_classes, in_channels=in_channels, depth=32, shortcut=shortcut,
+        residual=residual, zero_init_last=zero_init_last,
+    )  # fmt: skip
+
+
+@register_model
+def resnet44(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    *,
+    shortcut: ShortcutKind = "projection",
+    residual: bool = True,
+    zero_init_last: bool = False,
+) -> ResNet:
+    """ResNet-44 for CIFAR (661,338 parameters): ``resnet_cifar(depth=44)``.
+
+    See :func:`resnet_cifar` for the arguments.
+
+    Example:
+        >>> sum(p.numel() for p in resnet44().parameters())
+        661338
+    """
+    return resnet_cifar(
+        num_classes=num_classes, in_channels=in_channels, depth=44, shortcut=shortcut,
+        residual=residual, zero_init_last=zero_init_last,
+    )  # fmt: skip
+
+
+@register_model
+def resnet56(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    *,
+    shortcut: ShortcutKind = "projection",
+    residual: bool = True,
+    zero_init_last: bool = False,
+) -> ResNet:
+    """ResNet-56 for CIFAR (855,770 parameters): ``resnet_cifar(depth=56)``.
+
+    See :func:`resnet_cifar` for the arguments.
+
+    Example:
+        >>> sum(p.numel() for p in resnet56().parameters())
+        855770
+    """
+    return resnet_cifar(
+        num_classes=num_classes, in_channels=in_channels, depth=56, shortcut=shortcut,
+        residual=residual, zero_init_last=zero_init_last,
+    )  # fmt: skip
+
+
+@register_model
+def resnet110(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    *,
+    shortcut: ShortcutKind = "projection",
+    residual: bool = True,
+    zero_init_last: bool = False,
+) -> ResNet:
+    """ResNet-110 for CIFAR (1,730,714 parameters): ``resnet_cifar(depth=110)``.
+
+    See :func:`resnet_cifar` for the arguments.
+
+    Example:
+        >>> sum(p.numel() for p in resnet110().parameters())
+        1730714
+    """
+    return resnet_cifar(
+        num_classes=num_classes, in_channels=in_channels, depth=110, shortcut=shortcut,
+        residual=residual, zero_init_last=zero_init_last,
+    )  # fmt: skip
 
 
 # The ImageNet ResNets (He et al. 2015, Table 1): (block, blocks per stage) by depth.
