@@ -20,10 +20,10 @@ from torch import nn
 from visionblocks._cli._common import CLIError, build_model, check_model_name, parse_model_args
 from visionblocks._cli.config import OptionSpec
 from visionblocks.data import ImageDataset, StreamingDataset
+from visionblocks.model_file import card_in, read_weights
 from visionblocks.recipes import RECIPE_PRESETS, FastRecipe, fast_recipe
 from visionblocks.train import FIT_DEFAULTS as TRAIN_DEFAULTS
 from visionblocks.train import LAST_CHECKPOINT, Callback, EarlyStopping
-from visionblocks.model_file import card_in, read_weights
 from visionblocks.transfer import pretrained
 
 __all__ = [

@@ -312,7 +312,7 @@ def run_train(args: argparse.Namespace) -> int:
     train, val, test, split = data.train, data.val, data.test, data.eval_split
     # Seeded before the model exists, so that the seed also covers its initial weights.
     seed_everything(args.seed)
-    name, model, kwargs, fit_kwargs, tta = plan_run(args, train)
+    name, model, _kwargs, fit_kwargs, tta = plan_run(args, train)
     out = Path(args.out) if args.out else _default_out(name, args.dataset)
     if config is not None and out.resolve() == Path(config).resolve().parent:
         raise CLIError(
