@@ -43,7 +43,7 @@ from PIL import Image
 from torch import nn
 
 import visionblocks as vb
-from visionblocks import analysis
+from visionblocks import analysis, models
 
 DOCS = Path(__file__).resolve().parents[1]
 ROOT = DOCS.parent
@@ -135,7 +135,7 @@ def train_ex12() -> dict[str, Any]:
     runs: dict[str, Any] = {}
     torch.manual_seed(SEED)
     plain = vb.simple_cnn(in_channels=1, image_size=28)
-    runs["before"] = analysis.first_conv(plain).weight.detach().clone()
+    runs["before"] = models.first_conv(plain)[1].weight.detach().clone()
     for key, batch_norm in (("plain", False), ("bn", True)):
         torch.manual_seed(SEED)
         model = vb.simple_cnn(in_channels=1, image_size=28, batch_norm=batch_norm)
@@ -206,7 +206,7 @@ def fig_history() -> None:
 def fig_filters() -> None:
     runs = train_ex12()
     train, _ = fashion()
-    before, after = runs["before"], analysis.first_conv(runs["plain"]["model"]).weight
+    before, after = runs["before"], models.first_conv(runs["plain"]["model"])[1].weight
     s_before = analysis.filter_smoothness(before)
     s_after = analysis.filter_smoothness(after.detach())
     fig, axes = plt.subplots(2, 16, figsize=(9, 1.6), dpi=100)

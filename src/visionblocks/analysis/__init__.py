@@ -4,8 +4,9 @@ The plotting functions need the optional matplotlib (``pip install visionblocks[
 importing this package does not.
 """
 
+from visionblocks._deprecation import deprecated_names
 from visionblocks.analysis.activations import activations, capture_activations, resolve_layer
-from visionblocks.analysis.filters import filter_smoothness, first_conv
+from visionblocks.analysis.filters import filter_smoothness
 from visionblocks.analysis.grad_cam import default_target_layer, grad_cam
 from visionblocks.analysis.plot_model import plot_feature_maps, plot_filters, plot_grad_cam
 from visionblocks.analysis.plot_training import (
@@ -35,7 +36,6 @@ __all__ = [
     "activations",
     "capture_activations",
     "resolve_layer",
-    "first_conv",
     "filter_smoothness",
     # Grad-CAM
     "default_target_layer",
@@ -50,3 +50,5 @@ __all__ = [
     "plot_misclassified",
     "HistoryLike",
 ]
+
+__getattr__ = deprecated_names(__name__)

@@ -8,36 +8,16 @@ puts a number on it, so "the filters learned something" can be tested, not just 
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
 
 from visionblocks import models
 
-__all__ = ["filter_smoothness", "first_conv"]
+__all__ = ["filter_smoothness"]
 
 
-def first_conv(model: nn.Module) -> nn.Conv2d:
-    """Deprecated: use ``visionblocks.models.first_conv(model)[1]`` (removed in 0.3).
-
-    Raises:
-        ValueError: ``model`` has no :class:`~torch.nn.Conv2d`.
-
-    Example:
-        >>> import warnings
-        >>> from visionblocks import simple_cnn
-        >>> with warnings.catch_warnings():
-        ...     warnings.simplefilter("ignore", DeprecationWarning)
-        ...     first_conv(simple_cnn()).weight.shape
-        torch.Size([32, 3, 3, 3])
-    """
-    warnings.warn(
-        "visionblocks.analysis.first_conv is deprecated and will be removed in 0.3; use "
-        "visionblocks.models.first_conv(model)[1] (it also returns the layer's name).",
-        DeprecationWarning,
-        stacklevel=2,
-    )
+def _first_conv_layer(model: nn.Module) -> nn.Conv2d:
+    """What 0.2's ``visionblocks.analysis.first_conv`` returned (the name is deprecated)."""
     try:
         return models.first_conv(model)[1]
     except TypeError as error:

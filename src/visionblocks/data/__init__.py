@@ -8,8 +8,7 @@ Example:
     ((64, 1, 28, 28), (64,))
 """
 
-import warnings
-
+from visionblocks._deprecation import deprecated_names
 from visionblocks.data._augment import AUGMENT_PRESETS, Cutout, RandomPadCrop, augmentation
 from visionblocks.data._batch_augment import (
     BATCHED_PRESETS,
@@ -104,15 +103,4 @@ __all__ = [
     "CutMix",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """Resolve deprecated names (``PRESETS``: use :data:`AUGMENT_PRESETS`)."""
-    if name == "PRESETS":
-        warnings.warn(
-            "visionblocks.data.PRESETS is deprecated and will be removed in 0.3; use "
-            "visionblocks.data.AUGMENT_PRESETS.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return AUGMENT_PRESETS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = deprecated_names(__name__)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from torch import nn
+
+from visionblocks._deprecation import warn_deprecated
 
 __all__ = [
     "CARD_ATTR",
@@ -223,8 +224,8 @@ def card_of(model: nn.Module) -> ModelCard | None:
 def model_stats(model: nn.Module) -> Stats | None:
     """The ``(mean, std)`` ``model``'s inputs are normalized with, from its card.
 
-    Models of 0.2 code that set the ``visionblocks_stats`` attribute by hand are still
-    read, with a :class:`DeprecationWarning`.
+    A ``visionblocks_stats`` attribute that 0.2 code set by hand is still read, with a
+    :class:`DeprecationWarning`.
 
     Example:
         >>> model = attach_card(nn.Linear(2, 2), ModelCard(mean=(0.5,), std=(0.2,)))
@@ -237,11 +238,10 @@ def model_stats(model: nn.Module) -> Stats | None:
     legacy = getattr(model, STATS_ATTR, None)
     if legacy is None:
         return None
-    warnings.warn(
-        f"the {STATS_ATTR} attribute is deprecated and goes away in 0.4: a model's statistics "
-        f"live in its card; use attach_card(model, card.replace(mean=..., std=...)).",
-        DeprecationWarning,
-        stacklevel=2,
+    warn_deprecated(
+        f"the {STATS_ATTR} attribute of a model",
+        "its card: attach_card(model, card.replace(mean=..., std=...))",
+        stacklevel=3,
     )
     return (tuple(float(v) for v in legacy[0]), tuple(float(v) for v in legacy[1]))
 

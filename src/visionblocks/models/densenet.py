@@ -18,7 +18,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from visionblocks.models._deprecation import renamed_keywords
+from visionblocks._deprecation import renamed_keywords
 from visionblocks.models.classifier import Classifier, _check_positive
 from visionblocks.models.layers import conv1x1, conv3x3, init_weights, linear_head
 from visionblocks.models.registry import register_model

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from visionblocks.models._deprecation import depth_first_positional
+from visionblocks._deprecation import depth_first_positional
 from visionblocks.models.blocks import BasicBlock, Bottleneck, ShortcutKind
 from visionblocks.models.classifier import Classifier, _check_positive
 from visionblocks.models.layers import NormLayer, conv3x3, init_weights, linear_head

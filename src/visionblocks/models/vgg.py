@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visionblocks.models._deprecation import depth_first_positional
+from visionblocks._deprecation import depth_first_positional
 from visionblocks.models.classifier import Classifier
 from visionblocks.models.layers import conv3x3, init_weights, linear_head
 from visionblocks.models.registry import register_model

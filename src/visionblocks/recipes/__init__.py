@@ -12,9 +12,7 @@ Example:
     torch.Size([1, 10])
 """
 
-import warnings
-from typing import Any
-
+from visionblocks._deprecation import deprecated_names
 from visionblocks.models import ConvGroup, FastCNN, fast_cnn, whitening_filters
 from visionblocks.recipes.fast import (
     RECIPE_PRESETS,
@@ -38,16 +36,4 @@ __all__ = [
     "WeightAveraging",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # ``PRESETS`` was the 0.1 name; ``visionblocks.data.PRESETS`` names augmentation
-    # presets, so the recipe table got a name of its own.
-    if name == "PRESETS":
-        warnings.warn(
-            "visionblocks.recipes.PRESETS is deprecated and will be removed in 0.3; use "
-            "visionblocks.recipes.RECIPE_PRESETS (the same dict).",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return RECIPE_PRESETS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = deprecated_names(__name__)

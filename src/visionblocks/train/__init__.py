@@ -8,8 +8,7 @@ Example:
     1
 """
 
-from typing import Any
-
+from visionblocks._deprecation import deprecated_names
 from visionblocks.model_file import (
     STATS_ATTR,
     CheckpointError,
@@ -69,10 +68,4 @@ __all__ = [
     "cpu_supports_bf16",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "Trainer":  # renamed in 0.2: it is the state of a run, not the loop
-        from visionblocks.train import _state
-
-        return _state.__getattr__("Trainer")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = deprecated_names(__name__)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -135,15 +134,3 @@ class RunState:
         """Call ``hook`` on every callback, in order."""
         for cb in self.callbacks:
             getattr(cb, hook)(self, *args)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Trainer":
-        warnings.warn(
-            "visionblocks.train.Trainer is now RunState (it is the state of a run, not the "
-            "loop); the old name goes away in 0.3.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return RunState
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
