@@ -625,3 +625,15 @@ def test_fine_tune_beats_scratch_on_the_sample() -> None:
         scratch.append(evaluate(baseline, target_test).accuracy)
     assert sum(transfer) / 3 > sum(scratch) / 3 + 0.05, (transfer, scratch)  # measured +0.16
     assert sum(t > s for t, s in zip(transfer, scratch, strict=True)) >= 2, (transfer, scratch)
+
+
+def test_pretrained_records_the_source_of_its_weights_in_the_card(tmp_path: Path) -> None:
+    path = vb.save_checkpoint(tmp_path / "source.pt", vb.resnet20(num_classes=10))
+    from_file = pretrained("resnet20", 4, weights=path)
+    from_dict = pretrained("resnet20", 4, weights=vb.resnet20().state_dict())
+    scratch = pretrained("resnet20", 4, weights=None)
+    sources = [vb.model_card(m).source for m in (from_file, from_dict, scratch)]  # type: ignore[union-attr]
+    assert sources == [str(path), "state dict", None]
+    # The card travels into a model file and back.
+    saved = vb.save_checkpoint(tmp_path / "tuned.pt", from_file)
+    assert vb.model_card(vb.load_model(saved)).source == str(path)  # type: ignore[union-attr]

@@ -10,7 +10,14 @@ from typing import Any
 
 from torch import nn
 
-from visionblocks.model_file import card_in, read_weights, state_dict_of
+from visionblocks.model_file import (
+    ModelCard,
+    attach_card,
+    card_in,
+    card_of,
+    read_weights,
+    state_dict_of,
+)
 from visionblocks.models import create_model, first_conv, list_models
 from visionblocks.transfer._freeze import freeze as freeze_model
 from visionblocks.transfer._heads import adapt_input_channels, get_head, replace_head
@@ -141,9 +148,37 @@ def pretrained(
         >>> [n for n, p in model.named_parameters() if p.requires_grad]
         ['head.weight', 'head.bias']
     """
+    state, kwargs = _local_weights(name, weights, sha256, model_kwargs)
+    model = _build(name, num_classes, in_channels, weights, state, kwargs)
+    reinitialized = _load(model, state, keep_head=keep_head, strict=strict)
+    _adapt(model, num_classes, in_channels, keep_head=keep_head, weights=weights,
+           reinitialized=reinitialized)  # fmt: skip
+    if freeze:
+        freeze_model(model, except_head=True)
+    card = card_of(model) or ModelCard()
+    attach_card(model, card.replace(source=_describe(weights)))
+    return model.train()
+
+
+def _describe(weights: Any) -> str | None:
+    """Where the weights came from, for the model's card."""
+    if weights is None:
+        return None
+    return "state dict" if isinstance(weights, Mapping) else str(weights)
+
+
+def _local_weights(
+    name: str | nn.Module,
+    weights: Any,
+    sha256: str | None,
+    model_kwargs: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """A local file's or state dict's tensors (``None`` otherwise), and the builder kwargs.
+
+    A visionblocks model file names its builder: it must be ``name``, and its builder
+    arguments are reused (``model_kwargs`` win).
+    """
     kwargs = dict(model_kwargs or {})
-    state: dict[str, Any] | None = None
-    reinitialized: list[str] = []
     if isinstance(weights, str) and not _is_path(weights) and Path(weights).suffix in _SUFFIXES:
         raise FileNotFoundError(f"weights file {weights!r} does not exist.")
     if sha256 is not None and not _is_path(weights):
@@ -151,87 +186,112 @@ def pretrained(
             f"sha256 checks a weights file, but weights={weights!r} is not one (torchvision "
             f"checks the hashes of its own downloads)."
         )
-    if weights is not None and (_is_path(weights) or isinstance(weights, Mapping)):
-        checkpoint = (
-            weights if isinstance(weights, Mapping) else read_weights(weights, sha256=sha256)
+    if weights is None or not (_is_path(weights) or isinstance(weights, Mapping)):
+        return None, kwargs
+    checkpoint = weights if isinstance(weights, Mapping) else read_weights(weights, sha256=sha256)
+    card = card_in(checkpoint)
+    saved_name = card.builder if card is not None else None
+    if (
+        isinstance(name, str)
+        and isinstance(saved_name, str)
+        and name.removeprefix(_TORCHVISION_PREFIX) != saved_name
+    ):
+        raise ValueError(
+            f"the checkpoint was saved from model {saved_name!r}, not {name!r}; "
+            f"call pretrained({saved_name!r}, ...)."
         )
-        state = state_dict_of(checkpoint)
-        card = card_in(checkpoint)
-        saved_name = card.builder if card is not None else None
-        if (
-            isinstance(name, str)
-            and isinstance(saved_name, str)
-            and name.removeprefix(_TORCHVISION_PREFIX) != saved_name
-        ):
-            raise ValueError(
-                f"the checkpoint was saved from model {saved_name!r}, not {name!r}; "
-                f"call pretrained({saved_name!r}, ...)."
-            )
-        if card is not None:
-            kwargs = {**card.builder_kwargs, **kwargs}
+    if card is not None:
+        kwargs = {**card.builder_kwargs, **kwargs}
+    return state_dict_of(checkpoint), kwargs
 
-    model: nn.Module
+
+def _build(
+    name: str | nn.Module,
+    num_classes: int,
+    in_channels: int,
+    weights: Any,
+    state: dict[str, Any] | None,
+    kwargs: dict[str, Any],
+) -> nn.Module:
+    """The network ``name`` stands for: an instance, a visionblocks model or a torchvision one."""
     if isinstance(name, nn.Module):
         if state is None and weights is not None:
             raise ValueError(
                 f"weights={weights!r}: a model instance takes a local weights file or state dict "
                 f"(or None); torchvision weight names only work with torchvision model names."
             )
-        model = name
-    elif not name.startswith(_TORCHVISION_PREFIX) and name in list_models():
+        return name
+    if not name.startswith(_TORCHVISION_PREFIX) and name in list_models():
         if state is None and weights is not None:
             raise ValueError(
                 f"visionblocks model {name!r} has no published weights ({weights!r}); pass the "
                 f"path of a checkpoint saved with save_checkpoint, or weights=None."
             )
         kwargs.update(num_classes=num_classes, in_channels=in_channels)
-        model = create_model(name, **kwargs)
-    else:
-        tv_name = name.removeprefix(_TORCHVISION_PREFIX)
-        available = _torchvision_models()
-        if tv_name not in available:
-            close = difflib.get_close_matches(tv_name, available + list_models(), n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise ValueError(
-                f"unknown model {name!r}: neither a visionblocks model (list_models()) nor a "
-                f"torchvision classification model.{hint}"
-            )
-        import torchvision.models
+        return create_model(name, **kwargs)
+    return _torchvision_model(name.removeprefix(_TORCHVISION_PREFIX), num_classes, weights, state)
 
-        builder = torchvision.models.get_model_builder(tv_name)
-        if state is None and weights is not None:
-            # torchvision downloads (online) and applies its own key fixes (e.g. DenseNet).
-            resolved = resolve_torchvision_weights(tv_name, weights)
-            try:
-                model = builder(weights=resolved, progress=True)
-            except OSError as err:  # urllib's URLError, timeouts, a full or read-only cache
-                lines = str(getattr(err, "reason", err)).strip().splitlines()
-                raise ConnectionError(
-                    f"could not download the {tv_name!r} weights {weights!r} from "
-                    f"{resolved.url} ({lines[0] if lines else type(err).__name__}); "
-                    f"download that file where there is a connection and pass "
-                    f'weights="path/to/file.pth", or weights=None for random initialisation.'
-                ) from None
-        else:
-            model = builder(weights=None, num_classes=num_classes)
 
-    if state is not None:
-        conv_name, conv = first_conv(model)
-        saved_conv = state.get(conv_name + ".weight")
-        if (
-            saved_conv is not None
-            and saved_conv.dim() == 4
-            and saved_conv.shape[1] != conv.in_channels
-        ):
-            # Give the stem the file's channel count so it loads; it is adapted back below.
-            adapt_input_channels(model, int(saved_conv.shape[1]))
-        if not keep_head:
-            # The head is replaced below, so the file's head has no place to fit: with
-            # num_classes=0 (a feature extractor) the model has no head parameters at all.
-            head_prefix = get_head(model)[0] + "."
-            own = model.state_dict()
-            state = {k: v for k, v in state.items() if k in own or not k.startswith(head_prefix)}
-        reinitialized = load_weights(model, state, strict=strict).reinitialized
+def _torchvision_model(
+    tv_name: str, num_classes: int, weights: Any, state: dict[str, Any] | None
+) -> nn.Module:
+    available = _torchvision_models()
+    if tv_name not in available:
+        close = difflib.get_close_matches(tv_name, available + list_models(), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"unknown model {tv_name!r}: neither a visionblocks model (list_models()) nor a "
+            f"torchvision classification model.{hint}"
+        )
+    import torchvision.models
+
+    builder = torchvision.models.get_model_builder(tv_name)
+    if state is not None or weights is None:
+        return builder(weights=None, num_classes=num_classes)  # type: ignore[no-any-return]
+    # torchvision downloads (online) and applies its own key fixes (e.g. DenseNet).
+    resolved = resolve_torchvision_weights(tv_name, weights)
+    try:
+        return builder(weights=resolved, progress=True)  # type: ignore[no-any-return]
+    except OSError as err:  # urllib's URLError, timeouts, a full or read-only cache
+        lines = str(getattr(err, "reason", err)).strip().splitlines()
+        raise ConnectionError(
+            f"could not download the {tv_name!r} weights {weights!r} from "
+            f"{resolved.url} ({lines[0] if lines else type(err).__name__}); "
+            f"download that file where there is a connection and pass "
+            f'weights="path/to/file.pth", or weights=None for random initialisation.'
+        ) from None
+
+
+def _load(
+    model: nn.Module, state: dict[str, Any] | None, *, keep_head: bool, strict: bool
+) -> list[str]:
+    """Load a local state dict into ``model``; return the head keys left re-initialized."""
+    if state is None:
+        return []
+    conv_name, conv = first_conv(model)
+    saved_conv = state.get(conv_name + ".weight")
+    if saved_conv is not None and saved_conv.dim() == 4 and saved_conv.shape[1] != conv.in_channels:
+        # Give the stem the file's channel count so it loads; _adapt sets it back.
+        adapt_input_channels(model, int(saved_conv.shape[1]))
+    if not keep_head:
+        # The head is replaced next, so the file's head has no place to fit: with
+        # num_classes=0 (a feature extractor) the model has no head parameters at all.
+        head_prefix = get_head(model)[0] + "."
+        own = model.state_dict()
+        state = {k: v for k, v in state.items() if k in own or not k.startswith(head_prefix)}
+    return load_weights(model, state, strict=strict).reinitialized
+
+
+def _adapt(
+    model: nn.Module,
+    num_classes: int,
+    in_channels: int,
+    *,
+    keep_head: bool,
+    weights: Any,
+    reinitialized: list[str],
+) -> None:
+    """The one head and stem adaptation of every source: a new head, the task's channels."""
     if keep_head:
         head = get_head(model)[1]
         outputs = head.out_features if isinstance(head, nn.Linear) else 0
@@ -251,6 +311,3 @@ def pretrained(
         replace_head(model, num_classes)
     if first_conv(model)[1].in_channels != in_channels:
         adapt_input_channels(model, in_channels)
-    if freeze:
-        freeze_model(model, except_head=True)
-    return model.train()
