@@ -11,13 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import visionblocks as vb
-from visionblocks.data import load_dataset, subset
 from visionblocks.train import BestCheckpoint, Callback, EarlyStopping, RunState, fit
-
-
-@pytest.fixture(scope="module")
-def small() -> vb.data.ImageDataset:
-    return subset(load_dataset("sample"), 0.2, seed=0)  # 400 real images
 
 
 def tiny_model() -> nn.Module:

@@ -14,11 +14,6 @@ from visionblocks.data import DeviceLoader, load_dataset, subset
 from visionblocks.train import BestCheckpoint, Callback, RunState, evaluate, fit, load_checkpoint
 
 
-@pytest.fixture(scope="module")
-def small() -> vb.data.ImageDataset:
-    return subset(load_dataset("sample"), 0.2, seed=0)  # 400 real images
-
-
 def linear_model() -> nn.Module:
     """No BatchNorm, no dropout: a step depends only on its batch and the weights."""
     torch.manual_seed(0)

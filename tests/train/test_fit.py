@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import visionblocks as vb
 import visionblocks.model_file._write as model_file_writer
-from visionblocks.data import load_dataset, subset
+from visionblocks.data import load_dataset
 from visionblocks.train import (
     BestCheckpoint,
     Callback,
@@ -26,16 +26,6 @@ from visionblocks.train import (
     load_checkpoint,
     save_checkpoint,
 )
-
-
-@pytest.fixture(scope="module")
-def sample() -> vb.data.ImageDataset:
-    return load_dataset("sample")
-
-
-@pytest.fixture(scope="module")
-def small(sample: vb.data.ImageDataset) -> vb.data.ImageDataset:
-    return subset(sample, 0.2, seed=0)  # 400 real images
 
 
 def tiny_model() -> nn.Module:

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 import visionblocks as vb
-from visionblocks.data import load_dataset, subset
 from visionblocks.train import (
     Callback,
     CSVLogger,
@@ -27,11 +26,6 @@ from visionblocks.train import (
     fit,
     load_checkpoint,
 )
-
-
-@pytest.fixture(scope="module")
-def small() -> vb.data.ImageDataset:
-    return subset(load_dataset("sample"), 0.2, seed=0)  # 400 real images
 
 
 def tiny_model() -> nn.Module:
