@@ -30,8 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "_generated" / "outputs"
 
-# Output file name -> the example and its arguments (without progress bars where it has them).
+# Output file name -> the example and its arguments (without progress bars where it has
+# them), or the ``visionblocks`` command line and its arguments.
 RUNS: dict[str, list[str]] = {
+    "cli_train": ["visionblocks", "train", "--no-progress"],
     "01_simple_cnn": ["examples/01_simple_cnn.py", "--no-progress"],
     "02_batch_norm": ["examples/02_batch_norm.py", "--no-progress"],
     "02_batch_norm_full": [
@@ -39,7 +41,6 @@ RUNS: dict[str, list[str]] = {
         "--no-progress",
     ],
     "03_resnet": ["examples/03_resnet.py", "--plain", "--no-progress"],
-    "04_augmentation": ["examples/04_augmentation.py", "--no-progress"],
     "05_transfer_learning": ["examples/05_transfer_learning.py"],
     "08_own_images": ["examples/08_own_images.py", "--no-progress"],
     "08_own_images_quick": [
@@ -71,22 +72,33 @@ def machine() -> str:
     return f"torch {torch.__version__}, visionblocks {visionblocks.__version__}, {where}"
 
 
+def shown_command(name: str) -> str:
+    """The command line of ``RUNS[name]`` as the output file's first line shows it."""
+    script, *args = RUNS[name]
+    return " ".join([script, *args] if script == "visionblocks" else ["python", script, *args])
+
+
 def run(name: str, header: str) -> str:
     """Run one example from an empty folder; return its header lines and stdout."""
     script, *args = RUNS[name]
-    command = ["python", script, *args]
+    # The console script installed next to this Python, or the example run by it.
+    argv = (
+        [str(Path(sys.executable).parent / script)]
+        if script == "visionblocks"
+        else [sys.executable, str(ROOT / script)]
+    )
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | {"MPLBACKEND": "Agg"}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         done = subprocess.run(
-            [sys.executable, str(ROOT / script), *args],
+            [*argv, *args],
             cwd=folder, env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{shown_command(name)} failed:\n{done.stderr[-3000:]}")
     print(f"{name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     lines = [line.rstrip() for line in done.stdout.splitlines()]
-    return "\n".join([f"$ {' '.join(command)}", f"# {header}", *lines]).rstrip() + "\n"
+    return "\n".join([f"$ {shown_command(name)}", f"# {header}", *lines]).rstrip() + "\n"
 
 
 def main() -> None:
