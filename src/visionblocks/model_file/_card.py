@@ -260,7 +260,12 @@ def attach_card(model: nn.Module, card: ModelCard) -> nn.Module:
 
 
 def is_plain(value: object) -> bool:
-    """Whether ``value`` is plain data a card can store (and a file read back safely)."""
+    """Whether ``value`` is plain data a card can store (and a file read back safely).
+
+    Example:
+        >>> is_plain({"widths": (32, 64), "act": "relu"}), is_plain({"norm": nn.BatchNorm2d})
+        (True, False)
+    """
     if isinstance(value, _PLAIN):
         return True
     if isinstance(value, (list, tuple)):

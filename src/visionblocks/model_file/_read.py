@@ -214,6 +214,10 @@ class ModelFile:
         entries: The file's other entries: a training state's optimizer, history, RNG
             states, ... (empty for a plain model file).
         path: The file it was read from.
+
+    Example:
+        >>> ModelFile(ModelCard(classes=("a", "b")), {"w": torch.zeros(1)}).card.num_classes
+        2
     """
 
     card: ModelCard

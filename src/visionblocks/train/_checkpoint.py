@@ -154,7 +154,7 @@ def load_checkpoint(
         strict: Require the file's keys to match the model's exactly.
 
     Returns:
-        The file as a dict: ``"model"`` (the state dict), ``"card"`` (its
+        A dict of the file's entries, ``"model"`` (the state dict), ``"card"`` (its
         :class:`~visionblocks.model_file.ModelCard`), a training state's entries
         (``"epoch"``, ``"history"``, ...), and, read from the card, ``"model_name"``,
         ``"model_kwargs"``, ``"classes"``, ``"stats"``, ``"image_shape"`` and the training
