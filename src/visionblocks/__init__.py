@@ -76,6 +76,7 @@ from visionblocks.recipes import (
     train_fast,
 )
 from visionblocks.train import (
+    EMA,
     BestCheckpoint,
     Callback,
     CSVLogger,
@@ -160,6 +161,7 @@ __all__ = [
     "TensorBoardLogger",
     "save_checkpoint",
     "load_checkpoint",
+    "EMA",
     # analysis
     "summary",
     "receptive_field",

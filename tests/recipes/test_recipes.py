@@ -1,23 +1,18 @@
-"""The ``fast`` recipe: its presets, weight averaging and train_fast (the network: tests/models)."""
+"""The ``fast`` recipe: its presets and train_fast (network: tests/models; EMA: tests/train)."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 import torch
-from torch import nn
 
 import visionblocks as vb
 from visionblocks.recipes import (
     RECIPE_PRESETS,
     FastCNN,
     FastRecipe,
-    WeightAveraging,
-    fast_cnn,
     fast_recipe,
     train_fast,
 )
@@ -26,78 +21,6 @@ from visionblocks.train import fit
 # Floors measured with flip TTA (see the comments at their tests and docs/speed.rst).
 SAMPLE_FLOOR = 0.78
 FULL_FLOOR = 0.925
-
-# --- weight averaging ---------------------------------------------------------------------
-
-
-def _trainer(model: nn.Module) -> Any:
-    return SimpleNamespace(model=model)
-
-
-def test_weight_averaging_matches_the_formula() -> None:
-    model = nn.Linear(3, 2)
-    trainer = _trainer(model)
-    ema = WeightAveraging(decay=0.9, every=1)
-    ema.on_fit_start(trainer)
-    start = model.weight.detach().clone()
-    expected = start.clone()
-    for step in range(1, 30):
-        with torch.no_grad():
-            model.weight.add_(1.0)
-        ema.on_step_end(trainer, step)
-        decay = min(0.9, (1 + step) / (10 + step))
-        expected = decay * expected + (1 - decay) * model.weight.detach()
-    torch.testing.assert_close(ema.average["weight"], expected)
-
-
-def test_weight_averaging_every_k_steps() -> None:
-    model = nn.Linear(3, 2)
-    trainer = _trainer(model)
-    ema = WeightAveraging(decay=0.5, every=3)
-    ema.on_fit_start(trainer)
-    for step in range(1, 7):
-        ema.on_step_end(trainer, step)
-    assert ema.updates == 2
-
-
-def test_weight_averaging_swaps_for_validation_and_applies_at_end() -> None:
-    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
-    trainer = _trainer(model)
-    ema = WeightAveraging(decay=0.5, every=1)
-    ema.on_fit_start(trainer)
-    with torch.no_grad():
-        model[0].weight.add_(4.0)
-    ema.on_step_end(trainer, 1)
-    trained = model[0].weight.detach().clone()
-    ema.on_validation_start(trainer, 1)
-    torch.testing.assert_close(model[0].weight.detach(), ema.average["0.weight"])
-    ema.on_epoch_end(trainer, 1, {})
-    torch.testing.assert_close(model[0].weight.detach(), trained)
-    ema.on_fit_end(trainer)
-    torch.testing.assert_close(model[0].weight.detach(), ema.average["0.weight"])
-    assert "1.num_batches_tracked" not in ema.average  # integer buffers are not averaged
-
-
-@pytest.mark.parametrize(("kwargs", "match"), [({"decay": 1.0}, "decay"), ({"every": 0}, "every")])
-def test_weight_averaging_rejects_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        WeightAveraging(**kwargs)
-
-
-def test_weight_averaging_in_fit_validates_the_average() -> None:
-    train, test = vb.load_dataset("sample"), vb.load_dataset("sample", split="test")
-    model = fast_cnn(in_channels=1, widths=(8, 16, 16))
-    ema = WeightAveraging(decay=0.9)
-    history = fit(
-        model, train, test, epochs=2, callbacks=[ema], progress=False, seed=0, precision="fp32"
-    )
-    for name, value in model.state_dict().items():  # the average was loaded at the end
-        if value.is_floating_point():
-            torch.testing.assert_close(value, ema.average[name])
-    # ... and it is what the last epoch validated.
-    accuracy = vb.evaluate(model, test, precision="fp32").accuracy
-    assert accuracy == pytest.approx(history.last["val_acc"], abs=1e-9)
-
 
 # --- the recipe ---------------------------------------------------------------------------
 
@@ -117,8 +40,8 @@ def test_fast_recipe_presets_and_overrides() -> None:
     kwargs = recipe.fit_kwargs()
     assert kwargs["epochs"] == 3
     assert kwargs["val_tta"] is recipe.tta
-    assert [type(c) for c in kwargs["callbacks"]] == [WeightAveraging]
-    assert kwargs["callbacks"] is not recipe.fit_kwargs()["callbacks"]  # fresh every call
+    assert kwargs["ema"] == vb.EMA(0.99, every=2, warmup=True)
+    assert "callbacks" not in kwargs  # the average is fit's, not a callback's
 
 
 def test_earlier_presets_stay_reachable_by_name() -> None:

@@ -10,6 +10,7 @@ an interrupted one.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -42,8 +43,8 @@ from visionblocks._cli._train_plan import (
 )
 from visionblocks._cli.config import option_specs, read_config, write_config
 from visionblocks.data import AUGMENT_PRESETS
-from visionblocks.train import FIT_DEFAULTS as TRAIN_DEFAULTS
 from visionblocks.train import (
+    EMA,
     LAST_CHECKPOINT,
     History,
     evaluate,
@@ -52,6 +53,7 @@ from visionblocks.train import (
     save_checkpoint,
     seed_everything,
 )
+from visionblocks.train import FIT_DEFAULTS as TRAIN_DEFAULTS
 from visionblocks.transfer import fine_tune
 
 __all__ = ["CONFIG_FILE", "SPECS", "add_train_parser", "resolve_options", "run_train"]
@@ -136,7 +138,8 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the gradient norm")
     p.add_argument(
         "--ema", type=float, metavar="DECAY", help="validate and keep an exponential moving "
-        "average of the weights with this per-step decay in (0, 1), e.g. 0.99",
+        "average of the weights with this per-step decay in (0, 1), e.g. 0.99 (the run's one "
+        "average: with --recipe it sets the recipe's decay)",
     )  # fmt: skip
     p.add_argument(
         "--early-stop", type=int, metavar="PATIENCE",
@@ -323,8 +326,14 @@ def run_train(args: argparse.Namespace) -> int:
     callbacks = make_callbacks(args, out)
     fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []), *callbacks]
     fit_kwargs.update(
-        {k: getattr(args, k) for k in ("grad_clip", "ema", "accumulate") if getattr(args, k)}
+        {k: getattr(args, k) for k in ("grad_clip", "accumulate") if getattr(args, k)}
     )
+    if args.ema:  # the run's one average: --ema sets its decay (a recipe's keeps every/warm-up)
+        recipe_ema = fit_kwargs.get("ema")
+        fit_kwargs["ema"] = (
+            dataclasses.replace(recipe_ema, decay=args.ema) if isinstance(recipe_ema, EMA)
+            else args.ema
+        )  # fmt: skip
     if args.compile:
         fit_kwargs["compile"] = True
     if not resuming:

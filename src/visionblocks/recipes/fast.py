@@ -15,7 +15,7 @@ partial identities (``dirac_``)
 bf16 autocast + channels_last               ``fit(precision="auto")``
 One-cycle SGD with Nesterov momentum,       Smith & Topin 2017 (super-convergence); Page
 label smoothing, no decay on BN/biases
-Optional weight averaging (EMA)             Page; :class:`~visionblocks.train.WeightAveraging`
+Optional weight averaging (EMA)             Page; ``fit(ema=EMA(...))``
 Flip test-time augmentation                 Page; airbench (``evaluate(tta=True)``)
 ==========================================  ==================================================
 
@@ -43,7 +43,7 @@ from visionblocks.data import (
     tensors_of,
 )
 from visionblocks.models import FastCNN, fast_cnn
-from visionblocks.train import FIT_DEFAULTS, Callback, History, WeightAveraging, evaluate, fit
+from visionblocks.train import EMA, FIT_DEFAULTS, Callback, History, evaluate, fit
 
 __all__ = ["RECIPE_PRESETS", "FastRecipe", "FastResult", "fast_recipe", "train_fast"]
 
@@ -78,8 +78,8 @@ class FastRecipe:
         >>> recipe = fast_recipe("fashion-mnist")
         >>> recipe.epochs, recipe.lr, recipe.activation, recipe.identity_init
         (2, 0.8, 'relu', True)
-        >>> [type(callback).__name__ for callback in recipe.callbacks()]
-        ['WeightAveraging']
+        >>> recipe.averaging()
+        EMA(decay=0.99, every=2, warmup=True)
         >>> FastRecipe(epochs=0)
         Traceback (most recent call last):
             ...
@@ -125,12 +125,17 @@ class FastRecipe:
             identity_init=self.identity_init,
         )  # fmt: skip
 
-    def callbacks(self) -> list[Callback]:
-        """Fresh callbacks of the recipe (the weight average, if enabled)."""
-        return [] if self.ema is None else [WeightAveraging(self.ema, every=2)]
+    def averaging(self) -> EMA | None:
+        """The recipe's weight average (``fit(ema=...)``): every 2 steps, with warm-up.
+
+        Example:
+            >>> fast_recipe("fashion-mnist").averaging()
+            EMA(decay=0.99, every=2, warmup=True)
+        """
+        return None if self.ema is None else EMA(self.ema, every=2, warmup=True)
 
     def fit_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`~visionblocks.train.fit` (new callbacks every call).
+        """Keyword arguments for :func:`~visionblocks.train.fit`.
 
         Example:
             >>> kwargs = fast_recipe("fashion-mnist").fit_kwargs()
@@ -150,7 +155,7 @@ class FastRecipe:
             "augment": BatchAugment(padding=self.padding, flip=self.flip),
             "val_tta": self.tta,
             "val_every": self.val_every,
-            "callbacks": self.callbacks(),
+            "ema": self.averaging(),
         }
 
     def init_model(self, model: nn.Module, train: DataLike) -> None:
@@ -297,7 +302,7 @@ def train_fast(
         model = recipe.build_model(info.num_classes, info.in_channels)
     recipe.init_model(model, train)
     kwargs = recipe.fit_kwargs()
-    kwargs["callbacks"] = [*kwargs["callbacks"], *callbacks]
+    kwargs["callbacks"] = list(callbacks)
     history = fit(
         model, train, val, device=device, precision=precision, progress=progress, seed=seed,
         **kwargs,

@@ -26,6 +26,7 @@ from visionblocks.train._device import (
     resolve_device,
     resolve_plan,
 )
+from visionblocks.train._ema import EMA
 from visionblocks.train._evaluate import evaluate
 from visionblocks.train._fit import LAST_CHECKPOINT, fit
 from visionblocks.train._history import EvalResult, History
@@ -52,6 +53,7 @@ __all__ = [
     "BestCheckpoint",
     "GradNormMonitor",
     "WeightAveraging",
+    "EMA",
     "CSVLogger",
     "TensorBoardLogger",
     "save_checkpoint",

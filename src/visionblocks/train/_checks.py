@@ -25,7 +25,6 @@ def check_fit_arguments(
     mixup: float,
     cutmix: float,
     grad_clip: float | None,
-    ema: float | None = None,
     accumulate: object = 1,
     val_every: object = 1,
 ) -> None:
@@ -40,7 +39,7 @@ def check_fit_arguments(
     floats = {
         "lr": lr, "momentum": momentum, "weight_decay": weight_decay, "warmup": warmup,
         "label_smoothing": label_smoothing, "mixup": mixup, "cutmix": cutmix,
-        "grad_clip": grad_clip, "ema": ema,
+        "grad_clip": grad_clip,
     }  # fmt: skip
     for name, number in floats.items():
         if number is None:
@@ -51,8 +50,6 @@ def check_fit_arguments(
             raise ValueError(f"{name} must be a finite number; got {number!r}.")
     if lr is not None and not lr > 0:
         raise ValueError(f"lr must be > 0; got {lr!r}.")
-    if ema is not None and not 0 < ema < 1:
-        raise ValueError(f"ema is a per-step decay in (0, 1), e.g. 0.99; got {ema!r}.")
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1); got {momentum!r}.")
     if weight_decay < 0:

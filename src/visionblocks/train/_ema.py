@@ -1,26 +1,108 @@
-"""``fit(ema=...)``: an exponential moving average of the weights, validated and kept.
+"""``fit(ema=...)``: the one exponential moving average of the weights, validated and kept.
 
 Evaluating an average of the last few hundred steps' weights instead of the last
 step's smooths out the noise of SGD (David Page's ResNet-9,
 https://myrtle.ai/learn/how-to-train-your-resnet/; airbench). The average is PyTorch's
-own :class:`~torch.optim.swa_utils.AveragedModel` with ``get_ema_multi_avg_fn``, and
-``use_buffers=True`` so that BatchNorm's running statistics are averaged with the
-weights (instead of recomputed, which would need another pass over the data).
+own :class:`~torch.optim.swa_utils.AveragedModel` with ``use_buffers=True``, so that
+BatchNorm's running statistics are averaged with the weights (instead of recomputed,
+which would need another pass over the data); integer buffers (BatchNorm's batch
+counter) are copied, not averaged. :class:`EMA` adds what the fast recipes need: an
+update every ``every`` steps (cheaper) and the warm-up
+``decay_t = min(decay, (1 + t) / (10 + t))``, so that the first averages are not
+dominated by the random initialization.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
-__all__ = ["apply_average", "make_ema"]
+__all__ = ["EMA", "apply_average", "as_ema", "make_ema", "one_average", "update_ema"]
 
 
-def make_ema(model: nn.Module, decay: float) -> AveragedModel:
-    """An EMA of ``model``'s parameters and buffers with per-step ``decay`` in (0, 1)."""
-    average = get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]
-    return AveragedModel(model, multi_avg_fn=average, use_buffers=True)
+@dataclass(frozen=True)
+class EMA:
+    """How ``fit(ema=...)`` averages the weights; ``fit(ema=0.99)`` is ``EMA(0.99)``.
+
+    Every ``every`` optimizer steps the average moves towards the current weights by
+    ``1 - decay_t ** every`` (so ``decay`` is per step whatever ``every`` is), where
+    ``decay_t = decay``, or with ``warmup`` ``min(decay, (1 + t) / (10 + t))`` after
+    ``t`` steps. Validation measures the average, checkpoints save it (a resumed run
+    continues it exactly), and at the end it is left in the model.
+
+    Args:
+        decay: Per-step decay in (0, 1); 0.99 averages over roughly the last 100 steps.
+        every: Update the average every this many optimizer steps.
+        warmup: Use the warm-up decay above for the first steps.
+
+    Raises:
+        ValueError: ``decay`` outside (0, 1) or ``every`` not an int >= 1.
+
+    Example:
+        >>> EMA(0.99, every=2, warmup=True).decay_at(updates=1)  # t = 2 steps: 3 / 12
+        0.0625
+        >>> EMA(1.0)
+        Traceback (most recent call last):
+            ...
+        ValueError: ema is a per-step decay in (0, 1), e.g. 0.99; got 1.0.
+    """
+
+    decay: float
+    every: int = 1
+    warmup: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.decay, bool) or not isinstance(self.decay, int | float):
+            raise TypeError(f"ema decay must be a number in (0, 1); got {self.decay!r}.")
+        if not 0 < self.decay < 1:
+            raise ValueError(f"ema is a per-step decay in (0, 1), e.g. 0.99; got {self.decay!r}.")
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"ema every must be an int >= 1; got {self.every!r}.")
+
+    def decay_at(self, updates: int) -> float:
+        """The decay of the ``updates``-th update (counting from 1), for ``every`` steps."""
+        t = updates * self.every
+        per_step = min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
+        return float(per_step**self.every)
+
+
+def as_ema(ema: float | EMA | None) -> EMA | None:
+    """``fit``'s ``ema=`` argument as an :class:`EMA` (a float is its per-step decay)."""
+    if ema is None or isinstance(ema, EMA):
+        return ema
+    return EMA(ema)
+
+
+def make_ema(model: nn.Module, options: EMA) -> AveragedModel:
+    """An average of ``model``'s parameters and buffers (its first update copies them)."""
+
+    def average(
+        averaged: Sequence[torch.Tensor], current: Sequence[torch.Tensor], n: torch.Tensor | int
+    ) -> None:
+        # AveragedModel's first update copies the weights; this is update n + 1 (n >= 1).
+        weight = 1.0 - options.decay_at(int(n) + 1)
+        floats = [(a, c) for a, c in zip(averaged, current, strict=True) if a.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], weight)
+        for a, c in zip(averaged, current, strict=True):
+            if not a.is_floating_point():
+                a.copy_(c)
+
+    ema = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
+    ema.options = options  # type: ignore[assignment]
+    return ema
+
+
+def update_ema(ema: AveragedModel, model: nn.Module, step: int) -> None:
+    """After optimizer step ``step`` (from 1): move the average every ``every`` steps."""
+    options: Any = getattr(ema, "options", None)
+    if step % (options.every if isinstance(options, EMA) else 1) == 0:
+        ema.update_parameters(model)
 
 
 @torch.no_grad()
@@ -29,3 +111,20 @@ def apply_average(ema: AveragedModel, model: nn.Module) -> None:
     averaged = ema.module.state_dict()
     for name, value in model.state_dict().items():
         value.copy_(averaged[name])
+
+
+def one_average(ema: float | EMA | None, callbacks: Sequence[object]) -> EMA | None:
+    """The run's one average: ``fit(ema=...)``, or a deprecated ``WeightAveraging`` callback's.
+
+    Raises:
+        ValueError: Both ask for an average (two would be stacked, one on the other).
+    """
+    options = as_ema(ema)
+    asked = [cb for cb in callbacks if callable(getattr(cb, "fit_ema", None))]
+    if len(asked) + (options is not None) > 1:
+        raise ValueError(
+            f"two weight averages were asked for (fit(ema={ema!r}) and "
+            f"{', '.join(type(cb).__name__ for cb in asked)}): a run keeps one; pass "
+            f"fit(ema=EMA(decay, every=...)) only."
+        )
+    return asked[0].fit_ema() if asked else options  # type: ignore[attr-defined]

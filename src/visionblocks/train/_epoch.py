@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from visionblocks.data import CutMix, MixUp, epoch_seed
 from visionblocks.train._data import Batches
 from visionblocks.train._distributed import all_reduce_sum
+from visionblocks.train._ema import update_ema
 from visionblocks.train._evaluate import run_eval
 from visionblocks.train._seeding import Stream
 from visionblocks.train._state import RunState, TrainingDivergedError
@@ -166,7 +167,7 @@ def _optimizer_step(run: RunState, grad_clip: float | None) -> None:
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
     if run.ema is not None:
-        run.ema.update_parameters(run.model)
+        update_ema(run.ema, run.model, run.step + 1)
 
 
 def _no_sync(net: nn.Module) -> AbstractContextManager[None]:

@@ -31,7 +31,7 @@ from visionblocks.train._checks import check_data, check_fit_arguments, check_mo
 from visionblocks.train._data import make_batches
 from visionblocks.train._defaults import FIT_DEFAULTS
 from visionblocks.train._distributed import convert_sync_batchnorm, place_run, wrap_model
-from visionblocks.train._ema import apply_average, make_ema
+from visionblocks.train._ema import EMA, apply_average, make_ema, one_average
 from visionblocks.train._epoch import make_mixers, run_epoch
 from visionblocks.train._history import History
 from visionblocks.train._loss import Criterion, make_criterion
@@ -67,7 +67,7 @@ def fit(
     augment: str | BatchAugmentFn | None = D.augment,
     val_tta: bool = False,
     val_every: int = 1,
-    ema: float | None = None,
+    ema: float | EMA | None = None,
     accumulate: int = 1,
     grad_clip: float | None = None,
     param_groups: Iterable[dict[str, Any]] | None = None,
@@ -117,9 +117,11 @@ def fit(
         val_every: Validate after every ``val_every``-th epoch and after the last of
             ``epochs`` only; a validation is part of the run's time, and a short run can
             skip the intermediate ones. The other epochs' rows have no ``val_`` metrics.
-        ema: Keep an exponential moving average of the weights with this per-step decay
-            in (0, 1), e.g. 0.99; validation measures the average, checkpoints save it,
-            and at the end the averaged weights are left in ``model``.
+        ema: Keep an exponential moving average of the weights: a per-step decay in
+            (0, 1), e.g. 0.99, or an :class:`EMA` (update every k steps, warm-up);
+            validation measures the average, checkpoints save it, and at the end the
+            averaged weights are left in ``model``. The one average of a run: with a
+            (deprecated) ``WeightAveraging`` callback as well it is an error.
         accumulate: Micro-batches per optimizer step: gradients of ``accumulate``
             batches of ``batch_size`` are summed before each step (the effective batch is
             ``accumulate * batch_size``; ``lr``'s default scales with it).
@@ -168,8 +170,9 @@ def fit(
     check_fit_arguments(
         epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
         warmup=warmup, label_smoothing=label_smoothing, mixup=mixup, cutmix=cutmix,
-        grad_clip=grad_clip, ema=ema, accumulate=accumulate, val_every=val_every,
+        grad_clip=grad_clip, accumulate=accumulate, val_every=val_every,
     )  # fmt: skip
+    averaging = one_average(ema, callbacks)
     check_data(train, "training data")
     if val is not None:
         check_data(val, "validation data")
@@ -214,7 +217,7 @@ def fit(
     run = RunState(
         model, opt, sched, scaler, plan, dist,
         callbacks=callbacks, seed=seed, num_classes=num_classes, progress=progress,
-        ema=make_ema(model, ema) if ema is not None else None,
+        ema=make_ema(model, averaging) if averaging is not None else None,
     )  # fmt: skip
     if saved is not None:
         restore_training_state(run, saved)
