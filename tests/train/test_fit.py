@@ -416,3 +416,22 @@ def test_bf16_matches_fp32_accuracy(sample: vb.data.ImageDataset) -> None:
         fit(model, sample, epochs=6, batch_size=64, seed=0, precision=precision, progress=False)
         accuracies[precision] = evaluate(model, test, precision="fp32").accuracy
     assert abs(accuracies["bf16"] - accuracies["fp32"]) < 0.03, accuracies
+
+
+def test_fit_on_a_dataloader_with_its_defaults_trains() -> None:
+    # 0.2 raised "augment='standard' applies to in-memory data" for the default augment.
+    gen = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(96, 1, 28, 28, generator=gen), torch.arange(96) % 10
+    loader = DataLoader(TensorDataset(images, labels), batch_size=32, shuffle=True)
+    model = tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    history = fit(model, loader, epochs=1, progress=False, seed=0)
+    assert len(history) == 1
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("augment", ["standard", "cutout"])
+def test_an_explicit_augment_with_a_dataloader_says_pass_none(augment: str) -> None:
+    loader = DataLoader(TensorDataset(torch.rand(8, 1, 28, 28), torch.arange(8) % 2), 4)
+    with pytest.raises(ValueError, match=r"pass augment=None"):
+        fit(tiny_model(), loader, epochs=1, augment=augment, progress=False)

@@ -29,8 +29,10 @@ from visionblocks.data import (
     normalization_stats,
     tensors_of,
 )
+from visionblocks.train._defaults import FIT_DEFAULTS
 
 __all__ = [
+    "AUTO",
     "Batches",
     "EvalShard",
     "check_world_size",
@@ -38,6 +40,9 @@ __all__ = [
     "make_batches",
     "shard_loader",
 ]
+
+AUTO = "auto"
+"""``fit(augment=AUTO)``: the default preset where fit builds the batches, else none."""
 
 
 class Batches(Protocol):
@@ -101,9 +106,14 @@ def make_batches(
     time; a :class:`~visionblocks.data.StreamingDataset` to a
     :class:`~visionblocks.data.StreamLoader` (decoded in workers, augmented the same way);
     anything else goes through a ``DataLoader`` (a ``DistributedSampler`` under DDP).
+    ``augment="auto"`` (``fit``'s default) is ``FIT_DEFAULTS.augment`` for the first two
+    and no augmentation for a user's ``Dataset`` or ``DataLoader``, which bring their own.
     """
     if world_size > 1:
         check_world_size(data, world_size)
+    if augment == AUTO:  # fit's default: augment where fit builds the batches
+        builds = is_in_memory(data) or isinstance(data, StreamingDataset)
+        augment = FIT_DEFAULTS.augment if builds else None
     if is_in_memory(data):
         if world_size > 1 and not train:
             # The DeviceLoader's equal shards leave out up to world_size - 1 images, which an
@@ -144,8 +154,9 @@ def make_batches(
         )
     if augment is not None and train:
         raise ValueError(
-            f"augment={augment!r} applies to in-memory data (load_dataset(...) or an "
-            f"(images, labels) pair); give your {type(data).__name__} its own transform instead."
+            f"augment={augment!r} applies where fit builds the batches (load_dataset(...) or "
+            f"an (images, labels) pair); a {type(data).__name__} brings its own transforms: "
+            f"pass augment=None (the default leaves it alone)."
         )
     if isinstance(data, DataLoader):
         loader = shard_loader(data, train=train, rank=rank, world_size=world_size, seed=seed)

@@ -26,7 +26,8 @@ class FitDefaults:
         schedule: Learning-rate schedule.
         warmup: Fraction of the run spent warming up (one-cycle and cosine).
         label_smoothing: Cross-entropy label smoothing.
-        augment: Batch augmentation preset for in-memory data.
+        augment: Batch augmentation preset where ``fit`` builds the batches (what its
+            ``augment="auto"`` means there).
 
     Example:
         >>> FIT_DEFAULTS.optimizer, FIT_DEFAULTS.batch_size

@@ -28,7 +28,7 @@ from visionblocks.train._checkpoint import (
     save_training_state,
 )
 from visionblocks.train._checks import check_data, check_fit_arguments, check_model_fits_data
-from visionblocks.train._data import make_batches
+from visionblocks.train._data import AUTO, make_batches
 from visionblocks.train._defaults import FIT_DEFAULTS
 from visionblocks.train._distributed import convert_sync_batchnorm, place_run, wrap_model
 from visionblocks.train._ema import EMA, apply_average, make_ema, one_average
@@ -64,7 +64,7 @@ def fit(
     class_weight: str | torch.Tensor | None = None,
     mixup: float = 0.0,
     cutmix: float = 0.0,
-    augment: str | BatchAugmentFn | None = D.augment,
+    augment: str | BatchAugmentFn | None = AUTO,
     val_tta: bool = False,
     val_every: int = 1,
     ema: float | EMA | None = None,
@@ -110,8 +110,11 @@ def fit(
             ``"balanced"`` (``n / (K * n_c)``, from the training labels) or a ``(K,)`` tensor.
         mixup: MixUp Beta(alpha, alpha) parameter; 0 disables it.
         cutmix: CutMix Beta(alpha, alpha) parameter; 0 disables it.
-        augment: Augmentation preset for in-memory data (see
-            :func:`~visionblocks.data.augmentation`), a batch-augment callable, or ``None``.
+        augment: Augmentation preset (see :func:`~visionblocks.data.augmentation`) or a
+            batch-augment callable, applied where ``fit`` builds the batches (in-memory
+            data, image folders); ``"auto"``: ``FIT_DEFAULTS.augment`` there, and nothing
+            for a ``Dataset`` or ``DataLoader``, which brings its own transforms (any other
+            value with one is an error); ``None``: no augmentation.
         val_tta: Validate with flip test-time augmentation (the logits of each image and
             its mirror averaged), as ``evaluate(..., tta=True)`` does.
         val_every: Validate after every ``val_every``-th epoch and after the last of
