@@ -29,7 +29,7 @@ from visionblocks.transfer import pretrained
 __all__ = [
     "DEFAULT_EPOCHS",
     "DEFAULT_MODEL",
-    "FIT_DEFAULTS",
+    "RECIPE_SET_DEFAULTS",
     "SMALL_DATA",
     "Data",
     "EpochCopies",
@@ -47,9 +47,9 @@ DEFAULT_EPOCHS = 8
 # Below this many training images the default batch is small, so that the run still takes
 # enough optimizer steps (2,000 images in batches of 256 would be 8 steps per epoch).
 SMALL_DATA = 10_000
-# Defaults of the options a --recipe sets itself (None on the parser, so that an option given
-# together with --recipe can be told from one left alone).
-FIT_DEFAULTS: dict[str, Any] = {
+# Defaults of the options a --recipe sets itself, read from train's FIT_DEFAULTS (None on the
+# parser, so that an option given together with --recipe can be told from one left alone).
+RECIPE_SET_DEFAULTS: dict[str, Any] = {
     "model": DEFAULT_MODEL,
     **{k: getattr(TRAIN_DEFAULTS, k) for k in (
         "augment", "optimizer", "schedule", "momentum", "weight_decay", "label_smoothing"
@@ -139,9 +139,10 @@ def plan_run(
         fit_kwargs = recipe.fit_kwargs()
         fit_kwargs.update(mixup=args.mixup, cutmix=args.cutmix)
         return "fast_cnn", model, kwargs, fit_kwargs, recipe.tta
-    # The options left alone take FIT_DEFAULTS; "model" names the network, the rest go to fit().
+    # The options left alone take their defaults; "model" names the network, the rest go to fit().
     fit_kwargs = {
-        k: d if getattr(args, k) is None else getattr(args, k) for k, d in FIT_DEFAULTS.items()
+        k: d if getattr(args, k) is None else getattr(args, k)
+        for k, d in RECIPE_SET_DEFAULTS.items()
     }
     name = fit_kwargs.pop("model")
     extra = parse_model_args(args.model_arg)

@@ -33,7 +33,7 @@ from visionblocks._cli._common import (
 from visionblocks._cli._train_plan import (
     DEFAULT_EPOCHS,
     DEFAULT_MODEL,
-    FIT_DEFAULTS,
+    RECIPE_SET_DEFAULTS,
     SMALL_DATA,
     Data,
     check_options,
@@ -250,7 +250,7 @@ def _settings(
             options[key] = str(Path(options[key]).resolve())
     options.update(epochs=fit_kwargs["epochs"], batch_size=fit_kwargs["batch_size"])
     if args.recipe is None:
-        options.update({k: fit_kwargs[k] for k in FIT_DEFAULTS if k in fit_kwargs})
+        options.update({k: fit_kwargs[k] for k in RECIPE_SET_DEFAULTS if k in fit_kwargs})
         options.update(model=args.model or name, schedule=fit_kwargs["schedule"] or "none")
         if args.pretrained is not None:
             options.update(model=None, freeze_epochs=freeze_epochs(args))
