@@ -57,7 +57,8 @@ def test_train_defaults_are_the_offline_resnet20_run() -> None:
     name, _, _, fit_kwargs, tta = _train_plan.plan_run(args, vb.load_dataset("sample"))
     assert (name, tta) == ("resnet20", False)
     # Catches a CLI default that drifted from fit()'s own, or an option left alone passed as None.
-    defaults = vb.train.fit.__kwdefaults__
+    # fit's augment="auto" is FIT_DEFAULTS.augment on the in-memory data the CLI passes.
+    defaults = {**vb.train.fit.__kwdefaults__, "augment": vb.train.FIT_DEFAULTS.augment}
     for key in ("augment", "optimizer", "schedule", "momentum", "weight_decay", "label_smoothing"):
         assert fit_kwargs[key] == defaults[key], key
     # Catches a change to the documented one-minute run: 8 epochs in batches of 64, fit()'s lr.
