@@ -497,14 +497,14 @@ def test_the_code_file_would_run_code_if_loaded_unsafely(shared: dict[str, Any])
         marker.unlink(missing_ok=True)
 
 
-def test_only_the_checkpoint_module_calls_torch_load() -> None:
+def test_only_the_model_file_reader_calls_torch_load() -> None:
     src = Path(vb.__file__).parent
     callers = sorted(
         str(path.relative_to(src))
         for path in src.rglob("*.py")
         if "torch.load(" in path.read_text(encoding="utf-8")
     )
-    assert callers == ["train/_checkpoint.py"]
+    assert callers == ["model_file/_read.py"]
 
 
 class _StepRecorder(Callback):
