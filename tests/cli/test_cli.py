@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import subprocess
@@ -54,8 +55,10 @@ def test_train_defaults_are_the_offline_resnet20_run() -> None:
     args = train_module.resolve_options(build_parser().parse_args(["train"]))
     assert (args.model, args.dataset, args.root, args.recipe) == (None, "sample", None, None)
     assert (args.seed, args.device, args.precision, args.no_progress) == (0, "auto", "auto", False)
-    name, _, _, fit_kwargs, tta = _train_plan.plan_run(args, vb.load_dataset("sample"))
-    assert (name, tta) == ("resnet20", False)
+    sample = vb.load_dataset("sample")
+    plan = _train_plan.plan_model(args, sample)
+    fit_kwargs = _train_plan.fit_arguments(args, sample, plan)
+    assert (plan.name, plan.tta) == ("resnet20", False)
     # Catches a CLI default that drifted from fit()'s own, or an option left alone passed as None.
     # fit's augment="auto" is FIT_DEFAULTS.augment on the in-memory data the CLI passes.
     defaults = {**vb.train.fit.__kwdefaults__, "augment": vb.train.FIT_DEFAULTS.augment}
@@ -63,6 +66,21 @@ def test_train_defaults_are_the_offline_resnet20_run() -> None:
         assert fit_kwargs[key] == defaults[key], key
     # Catches a change to the documented one-minute run: 8 epochs in batches of 64, fit()'s lr.
     assert (fit_kwargs["epochs"], fit_kwargs["batch_size"], fit_kwargs["lr"]) == (8, 64, None)
+
+
+def test_fit_arguments_hold_every_option_fit_gets_and_only_fit_parameters() -> None:
+    argv = ["train", "--no-progress", "--grad-clip", "1.5", "--accumulate", "2", "--seed", "3"]
+    args = train_module.resolve_options(build_parser().parse_args(argv))
+    sample = vb.load_dataset("sample")
+    stopper = vb.train.EarlyStopping()
+    kwargs = _train_plan.fit_arguments(
+        args, sample, _train_plan.plan_model(args, sample), [stopper]
+    )
+    # Catches an option added to the CLI but not passed on (or passed twice, by two callers).
+    assert (kwargs["progress"], kwargs["seed"], kwargs["device"]) == ("lines", 3, "auto")
+    assert (kwargs["grad_clip"], kwargs["accumulate"], kwargs["callbacks"]) == (1.5, 2, [stopper])
+    # Catches a key fit() does not take (it would fail only when the run starts).
+    assert set(kwargs) <= set(inspect.signature(vb.fit).parameters)
 
 
 def test_train_writes_checkpoint_history_metrics_and_plots(trained: Path) -> None:

@@ -30,6 +30,8 @@ __all__ = [
     "add_data_arguments",
     "add_device_arguments",
     "build_model",
+    "check_data_options",
+    "check_limit",
     "check_model_name",
     "has_matplotlib",
     "input_size_for",
@@ -95,12 +97,45 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_limit(max_images: int | None) -> None:
+    """``--limit``: a positive number of images, or None (all of them)."""
+    if max_images is not None and max_images < 1:
+        raise CLIError(f"--limit must be a positive number of images; got {max_images}.")
+
+
+def check_data_options(
+    name: str, max_images: int | None, image_size: int | None, val_fraction: float | None
+) -> None:
+    """Check ``--limit``, ``--image-size`` and ``--val-fraction`` before any data is read.
+
+    The one guard of the image-folder options: each in range, and given only for an
+    image folder (``--val-fraction`` only for one without its own ``val/``).
+    """
+    check_limit(max_images)
+    if image_size is not None and image_size < 1:
+        raise CLIError(f"--image-size must be a positive number of pixels; got {image_size}.")
+    if val_fraction is not None and not 0 < val_fraction < 1:  # NaN fails both comparisons
+        raise CLIError(f"--val-fraction must be in (0, 1), e.g. 0.2; got {val_fraction}.")
+    if name.lower() in DATASETS or not Path(name).is_dir():
+        given = [f for f, v in (("--image-size", image_size), ("--val-fraction", val_fraction))
+                 if v is not None]  # fmt: skip
+        if given:
+            raise CLIError(
+                f"{' and '.join(given)} apply to image folders; {name!r} is a built-in dataset "
+                f"with its own test split (images of one size)."
+            )
+    elif (Path(name) / "val").is_dir() and val_fraction is not None:
+        raise CLIError(
+            f"--val-fraction splits the training images, but {str(Path(name))!r} has its own "
+            f"val/ subfolder; drop --val-fraction."
+        )
+
+
 def limit(dataset: ImageDataset, max_images: int | None) -> ImageDataset:
     """At most ``max_images`` images of ``dataset``, the same share of every class."""
+    check_limit(max_images)
     if max_images is None or max_images >= len(dataset):
         return dataset
-    if max_images < 1:
-        raise CLIError(f"--limit must be a positive number of images; got {max_images}.")
     # A class-balanced subset; round(fraction * n_c) per class can overshoot by a few
     # images, which a uniform subset then trims.
     small = subset(dataset, max_images / len(dataset), seed=0)
@@ -143,26 +178,15 @@ def load_splits(
     A built-in dataset validates and is evaluated on its test split. An image folder
     is evaluated on its ``test/`` subfolder if it has one, else on its validation
     split: its ``val/`` subfolder, or ``val_fraction`` of its training images held out
-    (:data:`DEFAULT_VAL_FRACTION` when neither subfolder exists).
+    (:data:`DEFAULT_VAL_FRACTION` when neither subfolder exists). The options are
+    checked by :func:`check_data_options`.
     """
     if name.lower() in DATASETS or not Path(name).is_dir():
-        given = [f for f, v in (("--image-size", image_size), ("--val-fraction", val_fraction))
-                 if v is not None]  # fmt: skip
-        if given:
-            raise CLIError(
-                f"{' and '.join(given)} apply to image folders; {name!r} is a built-in dataset "
-                f"with its own test split (images of one size)."
-            )
         named = load_data(name, "train", root, max_images)
         named_test = load_data(name, "test", root, max_images)
         return Splits(named, named_test, named_test, "test", None)
     folder = Path(name)
     has_val, has_test = (folder / "val").is_dir(), (folder / "test").is_dir()
-    if has_val and val_fraction is not None:
-        raise CLIError(
-            f"--val-fraction splits the training images, but {str(folder)!r} has its own val/ "
-            f"subfolder; drop --val-fraction."
-        )
     if not has_val and not has_test and val_fraction is None:
         val_fraction = DEFAULT_VAL_FRACTION
     sized: dict[str, Any] = {} if image_size is None else {"image_size": image_size}

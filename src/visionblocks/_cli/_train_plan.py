@@ -1,42 +1,60 @@
 """What a ``visionblocks train`` run does, from its resolved options.
 
 The options are checked first (:func:`check_options`, before any data is read); then
-:func:`plan_run` picks the model and the arguments of ``fit`` for one of three kinds of
-run: plain (the options left alone take ``fit``'s defaults), ``--recipe`` (the recipe's
-network and settings) or ``--pretrained`` (a pretrained network with a new head, trained
-by ``fine_tune``); :func:`make_callbacks` adds what the options ask for.
+:func:`plan_model` picks and builds the network for one of three kinds of run: plain
+(``--model``), ``--recipe`` (the recipe's network) or ``--pretrained`` (a pretrained
+network with a new head, trained by ``fine_tune``); :func:`fit_arguments` is the one place
+that turns the options, the plan and the callbacks (:func:`make_callbacks`) into the
+keyword arguments of ``fit`` (or ``fine_tune``).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import dataclasses
+import inspect
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from visionblocks._cli._common import CLIError, build_model, check_model_name, parse_model_args
+from visionblocks._cli._common import (
+    CLIError,
+    build_model,
+    check_data_options,
+    check_model_name,
+    parse_model_args,
+)
 from visionblocks._cli.config import OptionSpec
 from visionblocks.data import ImageDataset, StreamingDataset
 from visionblocks.model_file import card_in, read_weights
 from visionblocks.recipes import RECIPE_PRESETS, FastRecipe, fast_recipe
-from visionblocks.train import FIT_DEFAULTS as TRAIN_DEFAULTS
-from visionblocks.train import LAST_CHECKPOINT, Callback, EarlyStopping
+from visionblocks.train import (
+    EMA,
+    FIT_DEFAULTS,
+    LAST_CHECKPOINT,
+    Callback,
+    EarlyStopping,
+    check_fit_arguments,
+)
 from visionblocks.transfer import pretrained
 
 __all__ = [
     "DEFAULT_EPOCHS",
     "DEFAULT_MODEL",
-    "RECIPE_SET_DEFAULTS",
+    "RECIPE_SETS",
     "SMALL_DATA",
     "Data",
     "EpochCopies",
+    "Plan",
     "check_options",
+    "fit_arguments",
     "freeze_epochs",
     "make_callbacks",
-    "plan_run",
+    "plan_model",
 ]
 
 DEFAULT_MODEL = "resnet20"
@@ -47,46 +65,49 @@ DEFAULT_EPOCHS = 8
 # Below this many training images the default batch is small, so that the run still takes
 # enough optimizer steps (2,000 images in batches of 256 would be 8 steps per epoch).
 SMALL_DATA = 10_000
-# Defaults of the options a --recipe sets itself, read from train's FIT_DEFAULTS (None on the
-# parser, so that an option given together with --recipe can be told from one left alone).
-RECIPE_SET_DEFAULTS: dict[str, Any] = {
-    "model": DEFAULT_MODEL,
-    **{k: getattr(TRAIN_DEFAULTS, k) for k in (
-        "augment", "optimizer", "schedule", "momentum", "weight_decay", "label_smoothing"
-    )},
-}  # fmt: skip
+# The fit() options a --recipe sets itself; left alone (None on the parser) they take
+# train's FIT_DEFAULTS.
+RECIPE_SETS = ("augment", "optimizer", "schedule", "momentum", "weight_decay", "label_smoothing")
 # Options that override a recipe's field of the same name.
 RECIPE_FIELDS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "label_smoothing")
 Data = ImageDataset | StreamingDataset
-# The valid values of the numeric options, checked before any data is read.
-_RANGES: dict[str, tuple[str, Any]] = {
-    "epochs": ("an integer >= 1", lambda v: v >= 1),
-    "batch_size": ("an integer >= 1", lambda v: v >= 1),
-    "limit": ("a positive number of images", lambda v: v >= 1),
-    "image_size": ("a positive number of pixels", lambda v: v >= 1),
-    "val_fraction": ("in (0, 1), e.g. 0.2", lambda v: 0 < v < 1),
+# The options fit() checks itself: checked here by its public check, before any data is read.
+_FIT_CHECKED = tuple(inspect.signature(check_fit_arguments).parameters)
+# The valid values of the options no library function checks before the data is read.
+_CLI_RANGES: dict[str, tuple[str, Any]] = {
     "freeze_epochs": ("an integer >= 0", lambda v: v >= 0),
-    "lr": ("a finite number > 0", lambda v: 0 < v < math.inf),
-    "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
-    "weight_decay": ("a finite number >= 0", lambda v: 0 <= v < math.inf),
-    "label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
-    "mixup": ("a finite alpha >= 0 (0: off)", lambda v: 0 <= v < math.inf),
-    "cutmix": ("a finite alpha >= 0 (0: off)", lambda v: 0 <= v < math.inf),
-    "grad_clip": ("a finite norm > 0", lambda v: 0 < v < math.inf),
-    "ema": ("a decay in (0, 1), e.g. 0.99", lambda v: 0 < v < 1),
     "early_stop": ("a patience >= 1 epoch", lambda v: v >= 1),
-    "accumulate": ("an integer >= 1", lambda v: v >= 1),
     "checkpoint_every": ("an integer >= 1 (epochs)", lambda v: v >= 1),
     "seed": ("an integer in [0, 2**63)", lambda v: 0 <= v < 2**63),
 }
 
 
+def _library_check(flag: str, key: str, value: Any) -> None:
+    """Run the library's own check of ``key``; its error becomes one naming ``flag``."""
+    try:
+        if key == "ema":
+            EMA(value)
+        else:
+            check_fit_arguments(**{key: value})
+    except (TypeError, ValueError) as err:
+        # The library's messages start with the argument's name: say the flag instead.
+        message = str(err)
+        named = message.startswith(f"{key} ")
+        raise CLIError(
+            f"{flag} {message[len(key) + 1 :]}" if named else f"{flag}: {message}"
+        ) from None
+
+
 def check_options(args: argparse.Namespace, specs: dict[str, OptionSpec]) -> None:
     """Fail before any data is read on a value out of range or options that do not combine."""
-    for key, (allowed, ok) in _RANGES.items():
+    for key in (*_FIT_CHECKED, "ema"):
+        if key in specs and getattr(args, key) is not None:
+            _library_check(specs[key].flag, key, getattr(args, key))
+    for key, (allowed, ok) in _CLI_RANGES.items():
         value = getattr(args, key)
-        if value is not None and not ok(value):  # NaN fails every comparison
+        if value is not None and not ok(value):
             raise CLIError(f"{specs[key].flag} must be {allowed}; got {value!r}.")
+    check_data_options(args.dataset, args.limit, args.image_size, args.val_fraction)
     if args.pretrained is None:
         pairs = (("--weights", args.weights), ("--freeze-epochs", args.freeze_epochs))
         alone = [flag for flag, value in pairs if value is not None]
@@ -124,10 +145,23 @@ def _recipe_for(args: argparse.Namespace, train: Data) -> FastRecipe:
         raise CLIError(str(err)) from err
 
 
-def plan_run(
-    args: argparse.Namespace, train: Data
-) -> tuple[str, nn.Module, dict[str, Any], dict[str, Any], bool]:
-    """``(model name, model, its kwargs, fit() kwargs, flip TTA?)`` for the options given."""
+@dataclass
+class Plan:
+    """The network of a run: its registry name, the model, its builder kwargs, the recipe."""
+
+    name: str
+    model: nn.Module
+    model_kwargs: dict[str, Any]
+    recipe: FastRecipe | None = None
+
+    @property
+    def tta(self) -> bool:
+        """Whether the run evaluates with flip TTA (the recipe's choice)."""
+        return self.recipe is not None and self.recipe.tta
+
+
+def plan_model(args: argparse.Namespace, train: Data) -> Plan:
+    """The network the options ask for, built for ``train``."""
     if args.recipe is not None:
         recipe = _recipe_for(args, train)
         arch = {
@@ -136,29 +170,50 @@ def plan_run(
         }  # fmt: skip
         model, kwargs = build_model("fast_cnn", train.num_classes, train.image_shape, arch)
         recipe.init_model(model, train)
-        fit_kwargs = recipe.fit_kwargs()
-        fit_kwargs.update(mixup=args.mixup, cutmix=args.cutmix)
-        return "fast_cnn", model, kwargs, fit_kwargs, recipe.tta
-    # The options left alone take their defaults; "model" names the network, the rest go to fit().
-    fit_kwargs = {
-        k: d if getattr(args, k) is None else getattr(args, k)
-        for k, d in RECIPE_SET_DEFAULTS.items()
-    }
-    name = fit_kwargs.pop("model")
+        return Plan("fast_cnn", model, kwargs, recipe)
     extra = parse_model_args(args.model_arg)
     if args.pretrained is not None:
-        name = args.pretrained
-        model, kwargs = _pretrained_model(args, train, extra)
+        return Plan(args.pretrained, *_pretrained_model(args, train, extra))
+    name = args.model or DEFAULT_MODEL
+    return Plan(name, *build_model(name, train.num_classes, train.image_shape, extra))
+
+
+def fit_arguments(
+    args: argparse.Namespace, train: Data, plan: Plan, callbacks: Sequence[Callback] = ()
+) -> dict[str, Any]:
+    """The keyword arguments of ``fit`` (and ``fine_tune``) for the options, written once.
+
+    A recipe's settings, else each option given or ``fit``'s default (``FIT_DEFAULTS``),
+    the CLI's own epochs and batch size, then what every run adds: MixUp/CutMix, device,
+    precision, seed, progress, the optional extras and ``callbacks``.
+    """
+    if plan.recipe is not None:
+        kwargs = plan.recipe.fit_kwargs()
     else:
-        model, kwargs = build_model(name, train.num_classes, train.image_shape, extra)
-    if fit_kwargs["schedule"] == "none":
-        fit_kwargs["schedule"] = None
-    fit_kwargs.update(
-        epochs=args.epochs if args.epochs is not None else DEFAULT_EPOCHS,
-        batch_size=args.batch_size or (64 if len(train) < SMALL_DATA else 256),
-        lr=args.lr, mixup=args.mixup, cutmix=args.cutmix,
+        kwargs = {k: getattr(FIT_DEFAULTS, k) for k in RECIPE_SETS}
+        kwargs.update({k: getattr(args, k) for k in RECIPE_SETS if getattr(args, k) is not None})
+        if kwargs["schedule"] == "none":
+            kwargs["schedule"] = None
+        kwargs.update(
+            epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs,
+            batch_size=args.batch_size or (64 if len(train) < SMALL_DATA else 256),
+            lr=args.lr,
+        )  # fmt: skip
+    kwargs.update(
+        mixup=args.mixup, cutmix=args.cutmix, device=args.device, precision=args.precision,
+        seed=args.seed, progress="lines" if args.no_progress else True,
     )  # fmt: skip
-    return name, model, kwargs, fit_kwargs, False
+    kwargs.update({k: getattr(args, k) for k in ("grad_clip", "accumulate") if getattr(args, k)})
+    if args.ema:  # the run's one average: --ema sets its decay (a recipe's keeps every/warm-up)
+        recipe_ema = kwargs.get("ema")
+        kwargs["ema"] = (
+            dataclasses.replace(recipe_ema, decay=args.ema) if isinstance(recipe_ema, EMA)
+            else args.ema
+        )  # fmt: skip
+    if args.compile:
+        kwargs["compile"] = True
+    kwargs["callbacks"] = [*kwargs.get("callbacks", []), *callbacks]
+    return kwargs
 
 
 def _pretrained_model(

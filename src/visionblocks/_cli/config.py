@@ -39,7 +39,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 from visionblocks._cli._common import CLIError
 
-__all__ = ["OptionSpec", "dumps", "option_specs", "read_config", "write_config"]
+__all__ = ["OptionSpec", "dumps", "option_specs", "read_config", "toml_value", "write_config"]
 
 _KIND_NAMES = {
     "bool": "a boolean (true or false)",
@@ -176,6 +176,20 @@ def _value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} ({type(value).__name__}) to TOML.")
+
+
+def toml_value(value: Any) -> Any:
+    """``value`` as a value :func:`dumps` writes: objects (a recipe's augmentation) as text.
+
+    Example:
+        >>> toml_value((3, 32, 32)), toml_value(None), toml_value(range(2))
+        ([3, 32, 32], None, 'range(0, 2)')
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, str)) for v in value):
+        return list(value)
+    return repr(value)
 
 
 def write_config(path: str | Path, settings: Mapping[str, Any]) -> Path:

@@ -10,10 +10,10 @@ an interrupted one.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +33,19 @@ from visionblocks._cli._common import (
 from visionblocks._cli._train_plan import (
     DEFAULT_EPOCHS,
     DEFAULT_MODEL,
-    RECIPE_SET_DEFAULTS,
+    RECIPE_SETS,
     SMALL_DATA,
     Data,
     check_options,
+    fit_arguments,
     freeze_epochs,
     make_callbacks,
-    plan_run,
+    plan_model,
 )
-from visionblocks._cli.config import option_specs, read_config, write_config
+from visionblocks._cli.config import OptionSpec, option_specs, read_config, toml_value, write_config
 from visionblocks.data import AUGMENT_PRESETS
 from visionblocks.train import (
-    EMA,
+    FIT_DEFAULTS,
     LAST_CHECKPOINT,
     History,
     evaluate,
@@ -53,10 +54,16 @@ from visionblocks.train import (
     save_checkpoint,
     seed_everything,
 )
-from visionblocks.train import FIT_DEFAULTS as TRAIN_DEFAULTS
 from visionblocks.transfer import fine_tune
 
-__all__ = ["CONFIG_FILE", "SPECS", "add_train_parser", "resolve_options", "run_train"]
+__all__ = [
+    "CONFIG_FILE",
+    "TrainOptions",
+    "add_train_parser",
+    "resolve_options",
+    "run_train",
+    "train_options",
+]
 
 CONFIG_FILE = "config.toml"
 # Options that say where a run goes or comes from, not what it is: not read from a config file.
@@ -121,18 +128,16 @@ def _add_options(p: argparse.ArgumentParser) -> None:
         "crop + flip; lab = the lab's Exercise 4)",
     )  # fmt: skip
     p.add_argument(
-        "--optimizer", choices=("sgd", "adamw", "adam"), help=f"default: {TRAIN_DEFAULTS.optimizer}"
+        "--optimizer", choices=("sgd", "adamw", "adam"), help=f"default: {FIT_DEFAULTS.optimizer}"
     )
     p.add_argument("--lr", type=float, help="peak learning rate (default: 0.2 per 256 for SGD)")
-    p.add_argument("--momentum", type=float, help=f"default: {TRAIN_DEFAULTS.momentum}")
-    p.add_argument("--weight-decay", type=float, help=f"default: {TRAIN_DEFAULTS.weight_decay}")
+    p.add_argument("--momentum", type=float, help=f"default: {FIT_DEFAULTS.momentum}")
+    p.add_argument("--weight-decay", type=float, help=f"default: {FIT_DEFAULTS.weight_decay}")
     p.add_argument(
         "--schedule", choices=("onecycle", "cosine", "step", "plateau", "none"),
-        help=f"default: {TRAIN_DEFAULTS.schedule}",
+        help=f"default: {FIT_DEFAULTS.schedule}",
     )  # fmt: skip
-    p.add_argument(
-        "--label-smoothing", type=float, help=f"default: {TRAIN_DEFAULTS.label_smoothing}"
-    )
+    p.add_argument("--label-smoothing", type=float, help=f"default: {FIT_DEFAULTS.label_smoothing}")
     p.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (default: 0, off)")
     p.add_argument("--cutmix", type=float, default=0.0, help="CutMix alpha (default: 0, off)")
     p.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the gradient norm")
@@ -174,17 +179,12 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _standalone() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="visionblocks train", add_help=False)
-    _add_options(parser)
-    return parser
+@dataclass(frozen=True)
+class TrainOptions:
+    """The options of ``train`` that a config file may set, and their values left alone."""
 
-
-_PARSER = _standalone()
-SPECS = {k: v for k, v in option_specs(_PARSER).items() if k not in _NOT_IN_CONFIG}
-"""The options a config file may set, by name."""
-OPTION_DEFAULTS: dict[str, Any] = {k: _PARSER.get_default(k) for k in SPECS}
-"""Each option's value when neither the command line nor a config file sets it."""
+    specs: dict[str, OptionSpec]
+    defaults: dict[str, Any]
 
 
 def add_train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -196,19 +196,39 @@ def add_train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "built-in Fashion-MNIST sample, offline, in about a minute on 2 CPU cores.",
     )
     _add_options(p)
+    specs = {k: v for k, v in option_specs(p).items() if k not in _NOT_IN_CONFIG}
+    options = TrainOptions(specs, {k: p.get_default(k) for k in specs})
     # None everywhere on the parser, so that a flag given on the command line can be told
-    # from one left alone (which --config and --resume need); resolve_options fills in.
-    p.set_defaults(**dict.fromkeys(SPECS), func=run_train)
+    # from one left alone (which --config and --resume need); resolve_options fills in the
+    # defaults, read from this parser before they were replaced.
+    p.set_defaults(**dict.fromkeys(specs), func=run_train, train_options=options)
+
+
+def train_options(args: argparse.Namespace) -> TrainOptions:
+    """The :class:`TrainOptions` of parsed ``train`` arguments.
+
+    Example:
+        >>> from visionblocks.cli import build_parser
+        >>> options = train_options(build_parser().parse_args(["train"]))
+        >>> options.specs["batch_size"].flag, options.defaults["dataset"]
+        ('--batch-size', 'sample')
+    """
+    options = getattr(args, "train_options", None)
+    if not isinstance(options, TrainOptions):
+        raise TypeError("train_options() takes the arguments the train sub-command parsed.")
+    return options
 
 
 def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     """The options of a run: defaults, then ``--config`` (or the resumed run's), then flags."""
-    given = {k: getattr(args, k) for k in SPECS if getattr(args, k, None) is not None}
+    options = train_options(args)
+    specs = options.specs
+    given = {k: getattr(args, k) for k in specs if getattr(args, k, None) is not None}
     base: dict[str, Any] = {}
     if getattr(args, "resume", None) is not None:
         if args.config is not None:
             raise CLIError("--resume reads the run's own RUN/config.toml; drop --config.")
-        extra = sorted(SPECS[k].flag for k in given if k not in RESUME_KEEPS)
+        extra = sorted(specs[k].flag for k in given if k not in RESUME_KEEPS)
         if extra:
             raise CLIError(
                 f"--resume continues the run with its own settings; drop {', '.join(extra)} "
@@ -220,46 +240,35 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
                 f"--resume {str(run)!r}: no {CONFIG_FILE} there; give the folder of a run "
                 f"that `visionblocks train --out RUN` started."
             )
-        base = {**read_config(run / CONFIG_FILE, SPECS), "out": str(run)}
+        base = {**read_config(run / CONFIG_FILE, specs), "out": str(run)}
     elif getattr(args, "config", None) is not None:
-        base = read_config(args.config, SPECS)
-    return argparse.Namespace(**{**OPTION_DEFAULTS, **base, **given})
+        base = read_config(args.config, specs)
+    return argparse.Namespace(**{**options.defaults, **base, **given}, train_options=options)
 
 
 def _default_out(model: str, dataset: str) -> Path:
     return Path("runs") / f"{model}-{Path(dataset).name or 'data'}"
 
 
-def _recorded(value: Any) -> Any:
-    """``value`` as a TOML value (other objects, e.g. a recipe's augmentation, as text)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, str)) for v in value):
-        return list(value)
-    return repr(value)
-
-
 def _settings(
     args: argparse.Namespace, name: str, fit_kwargs: dict[str, Any], tta: bool
 ) -> dict[str, Any]:
     """What ``config.toml`` records: the resolved options, then ``[fit]`` and ``[environment]``."""
-    options = {k: getattr(args, k) for k in SPECS if k != "out"}
+    options = {k: getattr(args, k) for k in train_options(args).specs if k != "out"}
     # Paths made absolute, so that the file repeats the run from any working directory.
     for key in ("dataset", "root", "weights"):
         if options[key] is not None and Path(options[key]).exists():
             options[key] = str(Path(options[key]).resolve())
     options.update(epochs=fit_kwargs["epochs"], batch_size=fit_kwargs["batch_size"])
     if args.recipe is None:
-        options.update({k: fit_kwargs[k] for k in RECIPE_SET_DEFAULTS if k in fit_kwargs})
+        options.update({k: fit_kwargs[k] for k in RECIPE_SETS})
         options.update(model=args.model or name, schedule=fit_kwargs["schedule"] or "none")
         if args.pretrained is not None:
             options.update(model=None, freeze_epochs=freeze_epochs(args))
     plan = resolve_plan(args.device, args.precision)
-    used = {k: _recorded(v) for k, v in fit_kwargs.items() if k != "callbacks"}
-    used.update(
-        model=name, tta=tta, seed=args.seed, device=args.device, precision=args.precision,
-        callbacks=[type(c).__name__ for c in fit_kwargs.get("callbacks", [])],
-    )  # fmt: skip
+    # How the run is shown (progress) is an option, not a setting of what it computes.
+    used = {k: toml_value(v) for k, v in fit_kwargs.items() if k not in ("callbacks", "progress")}
+    used.update(model=name, tta=tta, callbacks=[type(c).__name__ for c in fit_kwargs["callbacks"]])
     environment = {
         "visionblocks": visionblocks.__version__, "torch": torch.__version__,
         "torchvision": torchvision.__version__, "python": sys.version.split()[0],
@@ -279,29 +288,20 @@ def _train(
 ) -> History:
     """Train with ``fit`` (checkpointing into ``out``, resuming from it) or ``fine_tune``."""
     train, val = data
-    common = {
-        "device": args.device, "precision": args.precision, "seed": args.seed,
-        "progress": "lines" if args.no_progress else True,
-    }  # fmt: skip
     if args.pretrained is not None:
-        kwargs = dict(fit_kwargs)
-        epochs = kwargs.pop("epochs")
-        return fine_tune(
-            model, train, val, frozen_epochs=freeze_epochs(args), epochs=epochs, **common,
-            **kwargs,
-        )  # fmt: skip
+        return fine_tune(model, train, val, frozen_epochs=freeze_epochs(args), **fit_kwargs)
     last = out / LAST_CHECKPOINT
     resume = last if resuming and last.is_file() else None
     if resuming and resume is None:
         print(f"{out} has no {LAST_CHECKPOINT} (no epoch had completed): starting it again")
-    return fit(model, train, val, checkpoint_dir=out, resume=resume, **common, **fit_kwargs)
+    return fit(model, train, val, checkpoint_dir=out, resume=resume, **fit_kwargs)
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, evaluate on the test (or validation) split, write the outputs; exit code."""
     resuming, config = args.resume is not None, args.config
     args = resolve_options(args)
-    check_options(args, SPECS)
+    check_options(args, train_options(args).specs)
     if resuming and args.pretrained is not None:
         raise CLIError(
             "--resume continues runs of fit(); a --pretrained run has two stages: start it "
@@ -315,7 +315,8 @@ def run_train(args: argparse.Namespace) -> int:
     train, val, test, split = data.train, data.val, data.test, data.eval_split
     # Seeded before the model exists, so that the seed also covers its initial weights.
     seed_everything(args.seed)
-    name, model, _kwargs, fit_kwargs, tta = plan_run(args, train)
+    plan = plan_model(args, train)
+    model, name, tta = plan.model, plan.name, plan.tta
     out = Path(args.out) if args.out else _default_out(name, args.dataset)
     if config is not None and out.resolve() == Path(config).resolve().parent:
         raise CLIError(
@@ -323,19 +324,7 @@ def run_train(args: argparse.Namespace) -> int:
             f"overwrite; pass --out OTHER to repeat the run elsewhere."
         )
     probe_writable(out, "--out")
-    callbacks = make_callbacks(args, out)
-    fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []), *callbacks]
-    fit_kwargs.update(
-        {k: getattr(args, k) for k in ("grad_clip", "accumulate") if getattr(args, k)}
-    )
-    if args.ema:  # the run's one average: --ema sets its decay (a recipe's keeps every/warm-up)
-        recipe_ema = fit_kwargs.get("ema")
-        fit_kwargs["ema"] = (
-            dataclasses.replace(recipe_ema, decay=args.ema) if isinstance(recipe_ema, EMA)
-            else args.ema
-        )  # fmt: skip
-    if args.compile:
-        fit_kwargs["compile"] = True
+    fit_kwargs = fit_arguments(args, train, plan, make_callbacks(args, out))
     if not resuming:
         write_config(out / CONFIG_FILE, _settings(args, name, fit_kwargs, tta))
     how = f" with the {args.recipe} recipe" if args.recipe else ""

@@ -19,6 +19,7 @@ from visionblocks.model_file import (
 from visionblocks.train._averaging import WeightAveraging
 from visionblocks.train._callbacks import BestCheckpoint, Callback, EarlyStopping, GradNormMonitor
 from visionblocks.train._checkpoint import load_checkpoint, save_checkpoint
+from visionblocks.train._checks import check_fit_arguments
 from visionblocks.train._defaults import FIT_DEFAULTS, FitDefaults
 from visionblocks.train._device import (
     ExecutionPlan,
@@ -47,6 +48,7 @@ __all__ = [
     "TrainingDivergedError",
     "FIT_DEFAULTS",
     "FitDefaults",
+    "check_fit_arguments",
     "Stream",
     "Callback",
     "EarlyStopping",

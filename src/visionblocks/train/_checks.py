@@ -9,26 +9,43 @@ from torch import nn
 
 from visionblocks.data import DataLike, is_in_memory, labels_of, tensors_of
 from visionblocks.train._data import Batches
+from visionblocks.train._defaults import FIT_DEFAULTS as D
 
 __all__ = ["check_data", "check_fit_arguments", "check_labels", "check_model_fits_data"]
 
 
 def check_fit_arguments(
     *,
-    epochs: object,
-    batch_size: object,
-    lr: float | None,
-    momentum: float,
-    weight_decay: float,
-    warmup: float,
-    label_smoothing: float,
-    mixup: float,
-    cutmix: float,
-    grad_clip: float | None,
+    epochs: object = 1,
+    batch_size: object = D.batch_size,
+    lr: float | None = None,
+    momentum: float = D.momentum,
+    weight_decay: float = D.weight_decay,
+    warmup: float = D.warmup,
+    label_smoothing: float = D.label_smoothing,
+    mixup: float = 0.0,
+    cutmix: float = 0.0,
+    grad_clip: float | None = None,
     accumulate: object = 1,
     val_every: object = 1,
 ) -> None:
-    """Reject out-of-range hyper-parameters with a message naming the value."""
+    """Reject out-of-range hyper-parameters of :func:`~visionblocks.train.fit`, naming the value.
+
+    ``fit`` runs it first; a caller that collects the arguments elsewhere (the command
+    line) can run it earlier, before any data is read. Arguments left out take ``fit``'s
+    defaults (``epochs`` 1), which pass.
+
+    Raises:
+        ValueError: A value out of range; the message starts with the argument's name.
+        TypeError: A float argument that is not a number.
+
+    Example:
+        >>> check_fit_arguments(lr=0.1, epochs=3)
+        >>> check_fit_arguments(momentum=1.0)
+        Traceback (most recent call last):
+            ...
+        ValueError: momentum must be in [0, 1); got 1.0.
+    """
     ints = {
         "epochs": epochs, "batch_size": batch_size, "accumulate": accumulate,
         "val_every": val_every,
@@ -60,9 +77,9 @@ def check_fit_arguments(
         raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing!r}.")
     for name, alpha in (("mixup", mixup), ("cutmix", cutmix)):
         if alpha < 0:
-            raise ValueError(f"{name} is a Beta(alpha, alpha) parameter >= 0; got {alpha!r}.")
+            raise ValueError(f"{name} must be a Beta(alpha, alpha) parameter >= 0; got {alpha!r}.")
     if grad_clip is not None and not grad_clip > 0:
-        raise ValueError(f"grad_clip must be > 0 or None; got {grad_clip!r}.")
+        raise ValueError(f"grad_clip must be a norm > 0 (None: no clipping); got {grad_clip!r}.")
 
 
 def check_data(data: DataLike, name: str) -> None:
