@@ -28,9 +28,11 @@ class BatchAugmentFn(Protocol):
     """What :class:`~visionblocks.data.DeviceLoader` accepts as ``augment``.
 
     Any callable ``(images, generator) -> images``: ``images`` is a ``(B, C, H, W)``
-    uint8 (0-255) or float batch on the loader's device; the result has the same shape
-    and value range (uint8 or float32). All randomness must come from ``generator``
-    (a CPU generator), which is what makes epochs replayable.
+    uint8 (0-255) or float ([0, 1]) batch on the loader's device; the result must have
+    the same shape and dtype. The loader normalizes by dtype (uint8 divided by 255,
+    floats taken as they are), so uint8 pixels returned as float 0-255 would train on
+    inputs 255 times brighter than the test images. All randomness must come from
+    ``generator`` (a CPU generator), which is what makes epochs replayable.
 
     Example:
         >>> from visionblocks.data import DeviceLoader
@@ -55,6 +57,8 @@ BATCHED_PRESETS = tuple(name for name, spec in PRESET_SPECS.items() if spec.poli
 
 class BatchAugment:
     """Pad-crop, flip, colour jitter, rotation and cutout, in that order, on a whole batch.
+
+    The result has the dtype and value range of the input (uint8 stays uint8).
 
     Args:
         padding: Zero padding of the random crop (0 disables it).

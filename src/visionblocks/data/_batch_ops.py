@@ -4,8 +4,11 @@ Every random parameter (crop offset, flip coin, cutout centre, jitter factor,
 angle) is drawn from an explicit CPU :class:`torch.Generator` and only then
 moved to the batch's device, so a seed gives the same augmented batch on CPU
 and on CUDA and a resumed run replays exactly the same augmentations.
-The operations work on uint8 (0-255) or float images and keep the value range;
-each image gets its own random parameters.
+The operations work on uint8 (0-255) or float ([0, 1]) images and return the dtype
+they were given: the loaders tell the two value ranges apart by dtype alone
+(:func:`~visionblocks.data.normalize` divides uint8 by 255 and takes floats as they
+are), so a uint8 batch that came back as float 0-255 would reach the network 255
+times too bright. Each image gets its own random parameters.
 """
 
 from __future__ import annotations
@@ -87,6 +90,15 @@ def batch_cutout(images: torch.Tensor, size: int, generator: torch.Generator) ->
     return images * keep.to(images.dtype)
 
 
+def _like(x: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Float32 results ``x`` back in the dtype of the input ``images`` (rounded for integers)."""
+    if x.dtype == images.dtype:
+        return x
+    if images.is_floating_point():
+        return x.to(images.dtype)
+    return x.round_().to(images.dtype)
+
+
 def _grayscale(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x
@@ -109,13 +121,13 @@ def batch_color_jitter(
     Saturation leaves grayscale images unchanged, as in torchvision.
 
     Returns:
-        Float images in the input's value range (0-255 for uint8 input).
+        Images of the input's dtype and value range (uint8 results are rounded).
 
     Example:
         >>> x = torch.full((4, 3, 2, 2), 100, dtype=torch.uint8)
         >>> out = batch_color_jitter(x, torch.Generator().manual_seed(0), brightness=0.2)
         >>> bool(((out >= 80) & (out <= 120)).all()), out.dtype
-        (True, torch.float32)
+        (True, torch.uint8)
     """
     bound = 255.0 if images.dtype == torch.uint8 else 1.0
     x = images.to(torch.float32)
@@ -133,7 +145,7 @@ def batch_color_jitter(
         else:  # saturation: blend with the grayscale image
             x = torch.lerp(_grayscale(x), x, factors[2])
         x = x.clamp_(0, bound)
-    return x
+    return _like(x, images)
 
 
 def batch_rotate(images: torch.Tensor, degrees: float, generator: torch.Generator) -> torch.Tensor:
@@ -142,7 +154,7 @@ def batch_rotate(images: torch.Tensor, degrees: float, generator: torch.Generato
     Nearest-neighbour sampling with zero fill, like ``RandomRotation(degrees)``.
 
     Returns:
-        Float images in the input's value range.
+        Images of the input's dtype and value range.
 
     Example:
         >>> x = torch.rand(2, 3, 8, 8)
@@ -163,4 +175,5 @@ def batch_rotate(images: torch.Tensor, degrees: float, generator: torch.Generato
     ).to(images.device)  # (B, 2, 3)
     x = images.to(torch.float32)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return _like(out, images)
