@@ -128,8 +128,12 @@ def test_out_of_range_options_are_refused_before_data_is_read(
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--weights", "x.pt"], "--weights go with --pretrained NAME"),
-        (["--freeze-epochs", "2"], "--freeze-epochs go with --pretrained NAME"),
+        (["--weights", "x.pt"], "--weights goes with --pretrained NAME"),
+        (["--freeze-epochs", "2"], "--freeze-epochs goes with --pretrained NAME"),
+        (
+            ["--weights", "x.pt", "--freeze-epochs", "2"],
+            "--freeze-epochs go with --pretrained NAME;",
+        ),
         (["--pretrained", "resnet20", "--model", "resnet32"], "drop --model and --recipe"),
         (["--recipe", "fast", "--augment", "lab"], "--augment cannot be combined with --recipe"),
     ],
@@ -144,6 +148,9 @@ def test_options_that_do_not_combine_are_refused(
 def test_image_size_on_a_named_dataset_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     err = error_of(["train", "--image-size", "32", "--val-fraction", "0.1"], capsys)
     assert "--image-size and --val-fraction apply to image folders" in err
+    assert "--image-size applies to image folders" in error_of(
+        ["train", "--image-size", "32"], capsys
+    )
 
 
 def fail_fit(*args: object, **kwargs: object) -> None:

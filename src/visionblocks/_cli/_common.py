@@ -121,8 +121,8 @@ def check_data_options(
                  if v is not None]  # fmt: skip
         if given:
             raise CLIError(
-                f"{' and '.join(given)} apply to image folders; {name!r} is a built-in dataset "
-                f"with its own test split (images of one size)."
+                f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to image folders; "
+                f"{name!r} is a built-in dataset with its own test split (images of one size)."
             )
     elif (Path(name) / "val").is_dir() and val_fraction is not None:
         raise CLIError(

@@ -39,6 +39,7 @@ from visionblocks.train import (
     Callback,
     EarlyStopping,
     check_fit_arguments,
+    seed_everything,
 )
 from visionblocks.transfer import pretrained
 
@@ -78,15 +79,18 @@ _CLI_RANGES: dict[str, tuple[str, Any]] = {
     "freeze_epochs": ("an integer >= 0", lambda v: v >= 0),
     "early_stop": ("a patience >= 1 epoch", lambda v: v >= 1),
     "checkpoint_every": ("an integer >= 1 (epochs)", lambda v: v >= 1),
-    "seed": ("an integer in [0, 2**63)", lambda v: 0 <= v < 2**63),
 }
+# The library's checks of the options that are not fit()'s own: each raises its ValueError.
+# seed_everything seeds as it checks; harmless, since run_train seeds again before building
+# the model.
+_OTHER_CHECKS: dict[str, Any] = {"ema": EMA, "seed": seed_everything}
 
 
 def _library_check(flag: str, key: str, value: Any) -> None:
     """Run the library's own check of ``key``; its error becomes one naming ``flag``."""
     try:
-        if key == "ema":
-            EMA(value)
+        if key in _OTHER_CHECKS:
+            _OTHER_CHECKS[key](value)
         else:
             check_fit_arguments(**{key: value})
     except (TypeError, ValueError) as err:
@@ -100,7 +104,7 @@ def _library_check(flag: str, key: str, value: Any) -> None:
 
 def check_options(args: argparse.Namespace, specs: dict[str, OptionSpec]) -> None:
     """Fail before any data is read on a value out of range or options that do not combine."""
-    for key in (*_FIT_CHECKED, "ema"):
+    for key in (*_FIT_CHECKED, *_OTHER_CHECKS):
         if key in specs and getattr(args, key) is not None:
             _library_check(specs[key].flag, key, getattr(args, key))
     for key, (allowed, ok) in _CLI_RANGES.items():
@@ -112,7 +116,11 @@ def check_options(args: argparse.Namespace, specs: dict[str, OptionSpec]) -> Non
         pairs = (("--weights", args.weights), ("--freeze-epochs", args.freeze_epochs))
         alone = [flag for flag, value in pairs if value is not None]
         if alone:
-            raise CLIError(f"{' and '.join(alone)} go with --pretrained NAME; add it or drop them.")
+            them = "them" if len(alone) > 1 else "it"
+            raise CLIError(
+                f"{' and '.join(alone)} go{'' if len(alone) > 1 else 'es'} with --pretrained NAME; "
+                f"add --pretrained or drop {them}."
+            )
     elif args.model is not None or args.recipe is not None:
         raise CLIError("--pretrained NAME names the model to fine-tune; drop --model and --recipe.")
     if args.recipe is None:
