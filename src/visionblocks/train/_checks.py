@@ -10,6 +10,7 @@ from torch import nn
 from visionblocks.data import DataLike, is_in_memory, labels_of, tensors_of
 from visionblocks.train._data import Batches
 from visionblocks.train._defaults import FIT_DEFAULTS as D
+from visionblocks.train._ema import EMA, as_ema
 
 __all__ = ["check_data", "check_fit_arguments", "check_labels", "check_model_fits_data"]
 
@@ -26,6 +27,7 @@ def check_fit_arguments(
     mixup: float = 0.0,
     cutmix: float = 0.0,
     grad_clip: float | None = None,
+    ema: float | EMA | None = None,
     accumulate: object = 1,
     val_every: object = 1,
 ) -> None:
@@ -40,7 +42,7 @@ def check_fit_arguments(
         TypeError: A float argument that is not a number.
 
     Example:
-        >>> check_fit_arguments(lr=0.1, epochs=3)
+        >>> check_fit_arguments(lr=0.1, epochs=3, ema=EMA(0.99, every=2))
         >>> check_fit_arguments(momentum=1.0)
         Traceback (most recent call last):
             ...
@@ -67,6 +69,7 @@ def check_fit_arguments(
             raise ValueError(f"{name} must be a finite number; got {number!r}.")
     if lr is not None and not lr > 0:
         raise ValueError(f"lr must be > 0; got {lr!r}.")
+    as_ema(ema)  # a float is EMA(decay), which checks its fields
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1); got {momentum!r}.")
     if weight_decay < 0:

@@ -5,8 +5,8 @@ step's smooths out the noise of SGD (David Page's ResNet-9,
 https://myrtle.ai/learn/how-to-train-your-resnet/; airbench). The average is PyTorch's
 own :class:`~torch.optim.swa_utils.AveragedModel` with ``use_buffers=True``, so that
 BatchNorm's running statistics are averaged with the weights (instead of recomputed,
-which would need another pass over the data); integer buffers (BatchNorm's batch
-counter) are copied, not averaged. :class:`EMA` adds what the fast recipes need: an
+which would need another pass over the data); integer buffers (BatchNorm's count of
+batches) are not averaged. :class:`EMA` adds what the fast recipes need: an
 update every ``every`` steps (cheaper) and the warm-up
 ``decay_t = min(decay, (1 + t) / (10 + t))``, so that the first averages are not
 dominated by the random initialization.
@@ -16,13 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-__all__ = ["EMA", "apply_average", "as_ema", "make_ema", "one_average", "update_ema"]
+__all__ = [
+    "EMA",
+    "ExponentialAverage",
+    "apply_average",
+    "as_ema",
+    "make_ema",
+    "one_average",
+    "update_ema",
+]
+
+_Tensors = tuple[Tensor, ...] | list[Tensor]  # what AveragedModel passes its multi_avg_fn
 
 
 @dataclass(frozen=True)
@@ -78,39 +87,58 @@ def as_ema(ema: float | EMA | None) -> EMA | None:
     return EMA(ema)
 
 
-def make_ema(model: nn.Module, options: EMA) -> AveragedModel:
-    """An average of ``model``'s parameters and buffers (its first update copies them)."""
+class ExponentialAverage(AveragedModel):
+    """``fit``'s average: an :class:`~torch.optim.swa_utils.AveragedModel` with its :class:`EMA`.
 
-    def average(
-        averaged: Sequence[torch.Tensor], current: Sequence[torch.Tensor], n: torch.Tensor | int
-    ) -> None:
-        # AveragedModel's first update copies the weights; this is update n + 1 (n >= 1).
-        weight = 1.0 - options.decay_at(int(n) + 1)
-        floats = [(a, c) for a, c in zip(averaged, current, strict=True) if a.is_floating_point()]
-        if floats:
-            torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], weight)
-        for a, c in zip(averaged, current, strict=True):
-            if not a.is_floating_point():
-                a.copy_(c)
+    Without warm-up the first update copies the weights (AveragedModel's way, and 0.2's
+    ``fit(ema=0.99)``); with it the average starts at the initial weights and the first
+    update already moves by ``1 - decay_at(1)`` (0.2's ``WeightAveraging``, which the
+    fast recipe was tuned with): ``n_averaged`` counts the initial weights as one.
+    """
 
-    ema = AveragedModel(model, multi_avg_fn=average, use_buffers=True)
-    ema.options = options  # type: ignore[assignment]
-    return ema
+    def __init__(self, model: nn.Module, options: EMA) -> None:
+        super().__init__(model, multi_avg_fn=self._average, use_buffers=True)
+        self.options = options
+        self._weight = 0.0  # of the current weights in this update: 1 - decay_at(n)
+        if options.warmup:
+            self.n_averaged.fill_(1)
+
+    def update_parameters(self, model: nn.Module) -> None:
+        """Move the average towards ``model``'s weights (update ``n_averaged`` of the formula)."""
+        # n_averaged lives on the CPU, so reading it does not wait for an accelerator.
+        self._weight = 1.0 - self.options.decay_at(int(self.n_averaged))
+        super().update_parameters(model)
+
+    @torch.no_grad()
+    def _average(self, averaged: _Tensors, current: _Tensors, _: Tensor | int) -> None:
+        if not averaged[0].is_floating_point():  # AveragedModel groups tensors by dtype
+            torch._foreach_copy_(list(averaged), list(current))  # counters are not averaged
+            return
+        torch._foreach_lerp_(list(averaged), list(current), self._weight)
+
+
+def make_ema(model: nn.Module, options: EMA) -> ExponentialAverage:
+    """An average of ``model``'s parameters and buffers, as ``options`` says."""
+    return ExponentialAverage(model, options)
 
 
 def update_ema(ema: AveragedModel, model: nn.Module, step: int) -> None:
     """After optimizer step ``step`` (from 1): move the average every ``every`` steps."""
-    options: Any = getattr(ema, "options", None)
-    if step % (options.every if isinstance(options, EMA) else 1) == 0:
+    if not isinstance(ema, ExponentialAverage) or step % ema.options.every == 0:
         ema.update_parameters(model)
 
 
 @torch.no_grad()
 def apply_average(ema: AveragedModel, model: nn.Module) -> None:
-    """Copy the averaged parameters and buffers into ``model`` (in place)."""
+    """Copy the averaged floating tensors into ``model`` (in place).
+
+    Integer buffers (BatchNorm's count of batches seen) keep the live model's value: an
+    average of a count means nothing, and the count is what the model has seen.
+    """
     averaged = ema.module.state_dict()
     for name, value in model.state_dict().items():
-        value.copy_(averaged[name])
+        if value.is_floating_point():
+            value.copy_(averaged[name])
 
 
 def one_average(ema: float | EMA | None, callbacks: Sequence[object]) -> EMA | None:
