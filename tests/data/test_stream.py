@@ -13,6 +13,7 @@ import visionblocks as vb
 from visionblocks.data import (
     DeviceLoader,
     ImageDataset,
+    LoaderOptions,
     StreamingDataset,
     StreamLoader,
     describe_data,
@@ -68,9 +69,9 @@ def test_stream_loader_gives_the_device_loaders_batches(
     both: tuple[ImageDataset, StreamingDataset], num_workers: int
 ) -> None:
     memory, stream = both
-    options = {"batch_size": 32, "augment": "standard", "seed": 3, "drop_last": True}
-    ours = StreamLoader(stream, num_workers=num_workers, **options)  # type: ignore[arg-type]
-    reference = DeviceLoader(memory, **options)  # type: ignore[arg-type]
+    options = LoaderOptions(batch_size=32, augment="standard", seed=3, drop_last=True)
+    ours = StreamLoader(stream, options, num_workers=num_workers)
+    reference = DeviceLoader(memory, options)
     assert len(ours) == len(reference) == 9
     for epoch in (0, 2):
         ours.set_epoch(epoch)

@@ -30,6 +30,7 @@ from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
 from visionblocks.data._folder import IMAGE_SUFFIXES, decode_image_file
 from visionblocks.data._load import DATASETS, FASHION_MNIST_CLASSES, load_dataset
 from visionblocks.data._loader import DeviceLoader
+from visionblocks.data._loader_options import LoaderOptions
 from visionblocks.data._mix import CutMix, MixUp
 from visionblocks.data._stream import STATS_SAMPLE, StreamingDataset, stream_threshold
 from visionblocks.data._stream_loader import StreamLoader, default_num_workers
@@ -85,6 +86,7 @@ __all__ = [
     "RandomPadCrop",
     "Cutout",
     # batched loader and augmentation
+    "LoaderOptions",
     "BatchLoader",
     "DeviceLoader",
     "epoch_seed",

@@ -9,13 +9,14 @@ memory gives the same batches bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from visionblocks._device import resolve_device
 from visionblocks.data._batch_augment import BatchAugmentFn, batch_augment
+from visionblocks.data._loader_options import LoaderOptions, loader_options
 from visionblocks.data.contract import Stats, check_stats, normalize
 
 __all__ = ["BatchLoader", "epoch_order", "epoch_seed"]
@@ -62,12 +63,20 @@ class BatchLoader:
     and augmentation come from generators seeded with ``(seed, epoch)``, so
     :meth:`set_epoch` replays an epoch exactly.
 
+    Args:
+        options: The shared settings (see :class:`~visionblocks.data.LoaderOptions`).
+        size: Images in the dataset.
+        channels: Channels of every image.
+        image_size: Shorter side of the images (what presets default ``cutout_size`` from).
+        default_stats: The dataset's ``(mean, std)``, used where ``options`` gives none
+            (``None`` only when it gives both).
+        **settings: :class:`~visionblocks.data.LoaderOptions` fields as keywords, in place
+            of ``options`` or replacing its fields.
+
     Example:
         >>> loader = BatchLoader(
         ...     size=6, channels=1, image_size=4, default_stats=((0.5,), (0.25,)),
-        ...     batch_size=2, shuffle=False, drop_last=False, augment=None, device="cpu",
-        ...     seed=0, mean=None, std=None, rank=0, world_size=1, channels_last=False,
-        ...     padding=4, cutout_size=None)
+        ...     batch_size=2, shuffle=False)
         >>> loader.epoch_indices().tolist()
         [0, 1, 2, 3, 4, 5]
         >>> raw = torch.full((1, 1, 4, 4), 255, dtype=torch.uint8)
@@ -77,72 +86,50 @@ class BatchLoader:
 
     def __init__(
         self,
+        options: LoaderOptions | None = None,
         *,
         size: int,
         channels: int,
         image_size: int,
         default_stats: Stats | None,
-        batch_size: int,
-        shuffle: bool,
-        drop_last: bool,
-        augment: str | BatchAugmentFn | None,
-        device: str | torch.device,
-        seed: int,
-        mean: Sequence[float] | None,
-        std: Sequence[float] | None,
-        rank: int,
-        world_size: int,
-        channels_last: bool,
-        padding: int,
-        cutout_size: int | None,
+        **settings: Any,
     ) -> None:
-        for name, value, low in (
-            ("batch_size", batch_size, 1), ("seed", seed, 0), ("rank", rank, 0),
-            ("world_size", world_size, 1), ("padding", padding, 0),
-        ):  # fmt: skip
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
-        if not rank < world_size:
-            raise ValueError(
-                f"need world_size >= 1 and 0 <= rank < world_size; got rank={rank}, "
-                f"world_size={world_size}."
-            )
+        options = loader_options(options, settings)
         if size == 0:
             raise ValueError("data is empty (0 images); pass at least one image.")
-        if size < world_size:
-            raise ValueError(f"{size} images cannot be shared by {world_size} ranks.")
-        self.device = resolve_device(device)
+        if size < options.world_size:
+            raise ValueError(f"{size} images cannot be shared by {options.world_size} ranks.")
+        self.options = options
+        self.device = resolve_device(options.device)
         self.dataset_size = size
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.channels_last = channels_last
+        self.batch_size, self.shuffle = options.batch_size, options.shuffle
+        self.drop_last, self.seed = options.drop_last, options.seed
+        self.rank, self.world_size = options.rank, options.world_size
+        self.channels_last = options.channels_last
         self.epoch = 0
-        if mean is not None and std is not None:
-            self.mean, self.std = check_stats(mean, std, channels)
+        if options.mean is not None and options.std is not None:
+            self.mean, self.std = check_stats(options.mean, options.std, channels)
         else:
-            assert default_stats is not None  # None only when both are given (see the callers)
-            mean = default_stats[0] if mean is None else mean
-            std = default_stats[1] if std is None else std
+            if default_stats is None:  # the subclasses give them whenever options lack one
+                raise ValueError("this data has no stats of its own: pass mean= and std=.")
+            mean = default_stats[0] if options.mean is None else options.mean
+            std = default_stats[1] if options.std is None else options.std
             if len(mean) != channels or len(std) != channels:
                 raise ValueError(f"mean and std need {channels} values; got {mean} and {std}.")
             self.mean, self.std = tuple(mean), tuple(std)
         self._mean = torch.tensor(self.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(self.std, dtype=torch.float32, device=self.device)
         self.augment: BatchAugmentFn | None = None
-        if isinstance(augment, str):
+        if isinstance(options.augment, str):
             self.augment = batch_augment(
-                augment,
-                padding=padding,
-                cutout_size=cutout_size,
+                options.augment,
+                padding=options.padding,
+                cutout_size=options.cutout_size,
                 image_size=image_size,
                 in_channels=channels,
             )
         else:
-            self.augment = augment
+            self.augment = options.augment
 
     @property
     def shard_size(self) -> int:

@@ -11,12 +11,13 @@ https://github.com/KellerJordan/cifar10-airbench). See ``benchmarks/bench_loader
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
-from visionblocks.data._batch_augment import BatchAugmentFn
 from visionblocks.data._batching import BatchLoader
+from visionblocks.data._loader_options import LoaderOptions, loader_options
 from visionblocks.data.contract import InMemoryData, describe_data, normalization_stats, tensors_of
 
 __all__ = ["DeviceLoader"]
@@ -35,32 +36,18 @@ class DeviceLoader(BatchLoader):
         data: An :class:`ImageDataset`, or an ``(images, labels)`` pair of tensors or NumPy arrays:
             ``(N, C, H, W)`` uint8 images (0-255) or floats in [0, 1], and ``(N,)`` labels.
             A dataset's per-sample ``transform`` is not used: augmentation is ``augment``.
-        batch_size: Images per batch.
-        shuffle: Shuffle every epoch (otherwise keep the dataset's order).
-        drop_last: Drop the last, smaller batch.
-        augment: ``None``, a preset name (see :func:`~visionblocks.data.augmentation`;
-            ``"standard"`` and ``"cutout"`` run fully batched, the others image by image
-            on the device), or a callable ``(images (B, C, H, W), generator) -> images``
-            applied to un-normalized images.
-        device: Where the data lives and batches are produced: ``"cpu"``, ``"cuda"``,
-            ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA, then MPS, then CPU). A device this
-            machine lacks is refused here, with the alternatives.
-        seed: Base seed of order and augmentation (non-negative).
-        mean: Per-channel mean in [0, 1] units; default the dataset's.
-        std: Per-channel standard deviation in [0, 1] units (> 0); default the dataset's.
-        rank: This process's rank under distributed training.
-        world_size: Number of processes; each rank gets a disjoint, equal-sized shard of
-            every epoch's permutation (up to ``world_size - 1`` images are left out per
-            epoch, different ones each epoch when shuffling).
-        channels_last: Yield batches in ``torch.channels_last`` memory format.
+        options: The settings it shares with every loader (batch size, shuffling, ``augment``,
+            ``device``, ``seed``, ``mean``/``std``, sharding, memory format): a
+            :class:`~visionblocks.data.LoaderOptions`, documented there.
         num_classes: Number of classes for tensor data (default ``labels.max() + 1``).
-        padding: Random-crop padding used by presets.
-        cutout_size: Cutout square side used by presets (default half the image size).
         cpu_threads: PyTorch threads used while preparing a batch on the CPU (restored
             before the batch is yielded); ``None`` keeps the global setting. One thread is
             the default because these small, memory-bound operations gain little from
             more, and on a busy machine every multi-threaded op can stall waiting for a
             descheduled thread (measured: 30x slower on 2 shared cores).
+        **settings: :class:`~visionblocks.data.LoaderOptions` fields as keywords
+            (``batch_size=64, augment="standard"``), in place of ``options`` or replacing
+            its fields.
 
     Yields:
         ``(x, y)``: float32 ``(B, C, H, W)`` normalized images and int64 ``(B,)`` labels,
@@ -74,30 +61,24 @@ class DeviceLoader(BatchLoader):
         >>> x, y = next(iter(loader))
         >>> x.shape, x.dtype, y.shape, y.dtype
         (torch.Size([256, 1, 28, 28]), torch.float32, torch.Size([256]), torch.int64)
+        >>> from visionblocks.data import LoaderOptions
+        >>> options = LoaderOptions(batch_size=500, shuffle=False)
+        >>> len(DeviceLoader(load_dataset("sample"), options)), options.shuffle
+        (4, False)
     """
 
     def __init__(
         self,
         data: InMemoryData,
+        options: LoaderOptions | None = None,
         *,
-        batch_size: int,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        augment: str | BatchAugmentFn | None = None,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        rank: int = 0,
-        world_size: int = 1,
-        channels_last: bool = False,
         num_classes: int | None = None,
-        padding: int = 4,
-        cutout_size: int | None = None,
         cpu_threads: int | None = 1,
+        **settings: Any,
     ) -> None:
         if cpu_threads is not None and (not isinstance(cpu_threads, int) or cpu_threads < 1):
             raise ValueError(f"cpu_threads must be an int >= 1 or None; got {cpu_threads!r}.")
+        options = loader_options(options, settings)
         given: object = data
         if isinstance(given, list) and len(given) == 2:  # a pair written as a list
             given = (given[0], given[1])
@@ -108,15 +89,14 @@ class DeviceLoader(BatchLoader):
                 f"labels must be class indices; got non-integer values such as {bad}. "
                 f"Pass integer labels."
             )
+        given_stats = options.mean is not None and options.std is not None
         super().__init__(
-            size=len(images), channels=images.shape[1], image_size=min(images.shape[-2:]),
-            default_stats=None
-            if (mean is not None and std is not None) or not len(images)
-            else normalization_stats(given),
-            batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, augment=augment,
-            device=device, seed=seed, mean=mean, std=std, rank=rank, world_size=world_size,
-            channels_last=channels_last, padding=padding, cutout_size=cutout_size,
-        )  # fmt: skip
+            options,
+            size=len(images),
+            channels=images.shape[1],
+            image_size=min(images.shape[-2:]),
+            default_stats=None if given_stats or not len(images) else normalization_stats(given),
+        )
         info = describe_data(given)
         largest = int(labels.max())
         if num_classes is None:

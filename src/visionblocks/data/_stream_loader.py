@@ -11,14 +11,14 @@ replaces; see ``benchmarks/bench_folder_stream.py``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from visionblocks.data._batch_augment import BatchAugmentFn
 from visionblocks.data._batching import BatchLoader
+from visionblocks.data._loader_options import LoaderOptions
 from visionblocks.data._stream import StreamingDataset
 
 __all__ = ["StreamLoader", "default_num_workers"]
@@ -62,23 +62,13 @@ class StreamLoader(BatchLoader):
 
     Args:
         data: The :class:`~visionblocks.data.StreamingDataset`.
-        batch_size: Images per batch.
-        shuffle: Shuffle every epoch (otherwise keep the dataset's order).
-        drop_last: Drop the last, smaller batch.
-        augment: ``None``, a preset name (see :func:`~visionblocks.data.augmentation`) or
-            a callable ``(images (B, C, H, W), generator) -> images``, applied on ``device``
-            to the uint8 batch.
-        device: Where batches are augmented and produced.
-        seed: Base seed of order and augmentation (non-negative).
-        mean: Per-channel mean in [0, 1] units; default the dataset's.
-        std: Per-channel standard deviation in [0, 1] units; default the dataset's.
-        rank: This process's rank under distributed training.
-        world_size: Number of processes; each rank reads a disjoint, equal shard.
-        channels_last: Yield batches in ``torch.channels_last`` memory format.
+        options: The settings it shares with :class:`~visionblocks.data.DeviceLoader`: a
+            :class:`~visionblocks.data.LoaderOptions`, documented there (``augment`` runs on
+            ``device``, on the uint8 batch).
         num_workers: Decoding processes (default :func:`default_num_workers`; 0 decodes
             in this process). They live as long as the loader.
-        padding: Random-crop padding used by presets.
-        cutout_size: Cutout square side used by presets (default half the image size).
+        **settings: :class:`~visionblocks.data.LoaderOptions` fields as keywords, in place
+            of ``options`` or replacing its fields.
 
     Yields:
         ``(x, y)``: float32 ``(B, C, H, W)`` normalized images and int64 ``(B,)`` labels,
@@ -103,21 +93,10 @@ class StreamLoader(BatchLoader):
     def __init__(
         self,
         data: StreamingDataset,
+        options: LoaderOptions | None = None,
         *,
-        batch_size: int,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        augment: str | BatchAugmentFn | None = None,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        rank: int = 0,
-        world_size: int = 1,
-        channels_last: bool = False,
         num_workers: int | None = None,
-        padding: int = 4,
-        cutout_size: int | None = None,
+        **settings: Any,
     ) -> None:
         if not isinstance(data, StreamingDataset):
             raise TypeError(
@@ -128,12 +107,13 @@ class StreamLoader(BatchLoader):
         if not isinstance(workers, int) or workers < 0:
             raise ValueError(f"num_workers must be an int >= 0 or None; got {num_workers!r}.")
         super().__init__(
-            size=len(data), channels=data.channels, image_size=min(data.image_size),
-            default_stats=(tuple(data.mean), tuple(data.std)), batch_size=batch_size,
-            shuffle=shuffle, drop_last=drop_last, augment=augment, device=device, seed=seed,
-            mean=mean, std=std, rank=rank, world_size=world_size, channels_last=channels_last,
-            padding=padding, cutout_size=cutout_size,
-        )  # fmt: skip
+            options,
+            size=len(data),
+            channels=data.channels,
+            image_size=min(data.image_size),
+            default_stats=(tuple(data.mean), tuple(data.std)),
+            **settings,
+        )
         self.data = data
         self.num_workers = workers
         self.classes = list(data.classes)
@@ -141,14 +121,14 @@ class StreamLoader(BatchLoader):
         self._sampler = _EpochSampler(self.epoch_indices(0).tolist())
         self.loader: DataLoader[Any] = DataLoader(
             data,
-            batch_size=batch_size,
+            batch_size=self.batch_size,
             sampler=self._sampler,
-            drop_last=drop_last,
+            drop_last=self.drop_last,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=workers > 0,
             # Its own generator: iterating must not draw from the global RNG (dropout's).
-            generator=torch.Generator().manual_seed(seed),
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence, Sized
+from dataclasses import replace
 from typing import Any, Protocol
 
 import torch
@@ -19,10 +20,11 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
+from visionblocks._device import resolve_device
 from visionblocks.data import (
-    BatchAugmentFn,
     DataLike,
     DeviceLoader,
+    LoaderOptions,
     StreamingDataset,
     StreamLoader,
     is_in_memory,
@@ -86,65 +88,49 @@ class _TorchBatches:
             yield x, torch.as_tensor(y).to(self.device, non_blocking=True)
 
 
-def make_batches(
-    data: DataLike,
-    *,
-    batch_size: int,
-    train: bool,
-    device: torch.device,
-    channels_last: bool,
-    augment: str | BatchAugmentFn | None = None,
-    seed: int = 0,
-    stats: tuple[Sequence[float], Sequence[float]] | None = None,
-    rank: int = 0,
-    world_size: int = 1,
-) -> Batches:
-    """Wrap ``data`` in the fastest loader that fits it.
+def make_batches(data: DataLike, options: LoaderOptions, *, train: bool) -> Batches:
+    """Wrap ``data`` in the fastest loader that fits it, set up by ``options``.
 
     In-memory data (:class:`~visionblocks.data.ImageDataset` or a tensor pair) goes
     to the on-device :class:`~visionblocks.data.DeviceLoader`, augmented a batch at a
     time; a :class:`~visionblocks.data.StreamingDataset` to a
     :class:`~visionblocks.data.StreamLoader` (decoded in workers, augmented the same way);
     anything else goes through a ``DataLoader`` (a ``DistributedSampler`` under DDP).
-    ``augment="auto"`` (``fit``'s default) is ``FIT_DEFAULTS.augment`` for the first two
-    and no augmentation for a user's ``Dataset`` or ``DataLoader``, which bring their own.
+    ``train`` sets what differs between the two uses: training batches are shuffled,
+    augmented with ``options.augment`` and, when a rank has more than one, all full;
+    evaluation batches keep the data's order, unaugmented, and under DDP the ranks'
+    shards cover each item once. ``augment="auto"`` (``fit``'s default) is
+    ``FIT_DEFAULTS.augment`` for the first two and no augmentation for a user's
+    ``Dataset`` or ``DataLoader``, which bring their own.
+
+    Example:
+        >>> from visionblocks.data import LoaderOptions, load_dataset
+        >>> options = LoaderOptions(batch_size=256, augment=AUTO)
+        >>> batches = make_batches(load_dataset("sample"), options, train=True)
+        >>> type(batches).__name__, len(batches), batches.augment is not None
+        ('DeviceLoader', 7, True)
     """
+    rank, world_size = options.rank, options.world_size
     if world_size > 1:
         check_world_size(data, world_size)
+    augment = options.augment
     if augment == AUTO:  # fit's default: augment where fit builds the batches
         builds = is_in_memory(data) or isinstance(data, StreamingDataset)
         augment = FIT_DEFAULTS.augment if builds else None
+    options = replace(options, shuffle=train, drop_last=False, augment=augment if train else None)
     if is_in_memory(data):
         if world_size > 1 and not train:
             # The DeviceLoader's equal shards leave out up to world_size - 1 images, which an
             # evaluation must count: each rank takes every world_size-th image instead.
-            stats = stats if stats is not None else normalization_stats(data)
+            if options.mean is None or options.std is None:
+                mean, std = normalization_stats(data)
+                options = replace(options, mean=options.mean or mean, std=options.std or std)
             images, labels = tensors_of(data)
             data = (images[rank::world_size], labels[rank::world_size])
-            rank, world_size = 0, 1
-        mean, std = stats if stats is not None else (None, None)
-        return DeviceLoader(
-            data,
-            batch_size=batch_size,
-            shuffle=train,
-            drop_last=train and len(tensors_of(data)[1]) // world_size > batch_size,
-            augment=augment if train else None,
-            device=device,
-            seed=seed,
-            mean=mean,
-            std=std,
-            rank=rank,
-            world_size=world_size,
-            channels_last=channels_last,
-        )
+            options = replace(options, rank=0, world_size=1)
+        return DeviceLoader(data, _full_batches(options, len(tensors_of(data)[1]), train))
     if isinstance(data, StreamingDataset):  # decoded in workers, augmented on the device
-        mean, std = stats if stats is not None else (None, None)
-        return StreamLoader(
-            data, batch_size=batch_size, shuffle=train,
-            drop_last=train and len(data) // world_size > batch_size,
-            augment=augment if train else None, device=device, seed=seed, mean=mean, std=std,
-            rank=rank, world_size=world_size, channels_last=channels_last,
-        )  # fmt: skip
+        return StreamLoader(data, _full_batches(options, len(data), train))
     if not isinstance(data, Dataset | DataLoader):
         hint = f" (for the dataset named {data!r}, pass load_dataset({data!r}))"
         hint = hint if isinstance(data, str) else ""
@@ -152,42 +138,41 @@ def make_batches(
             f"cannot train on {type(data).__name__}{hint}; pass an ImageDataset (load_dataset), "
             f"an (images, labels) pair of tensors or NumPy arrays, a torch Dataset or a DataLoader."
         )
-    if augment is not None and train:
+    if options.augment is not None:
         raise ValueError(
-            f"augment={augment!r} applies where fit builds the batches (load_dataset(...) or "
-            f"an (images, labels) pair); a {type(data).__name__} brings its own transforms: "
+            f"augment={options.augment!r} applies where fit builds the batches (load_dataset(...) "
+            f"or an (images, labels) pair); a {type(data).__name__} brings its own transforms: "
             f"pass augment=None (the default leaves it alone)."
         )
+    device, seed = resolve_device(options.device), options.seed
     if isinstance(data, DataLoader):
         loader = shard_loader(data, train=train, rank=rank, world_size=world_size, seed=seed)
-        return _TorchBatches(loader, device, channels_last)
-    if isinstance(data, Dataset):
-        sampler: Sampler[int] | None = None
-        if world_size > 1:
-            sampler = (
-                DistributedSampler(
-                    data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed
-                )
-                if train
-                else EvalShard(_length(data), rank=rank, world_size=world_size)
-            )
-        workers = dataset_workers(world_size)
-        loader = DataLoader(
-            data,
-            batch_size=batch_size,
-            shuffle=train and sampler is None,
-            sampler=sampler,
-            drop_last=train,
-            num_workers=workers,
-            pin_memory=device.type == "cuda",
-            persistent_workers=workers > 0,
-            generator=torch.Generator().manual_seed(seed),
+        return _TorchBatches(loader, device, options.channels_last)
+    sampler: Sampler[int] | None = None
+    if world_size > 1:
+        sampler = (
+            DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+            if train
+            else EvalShard(_length(data), rank=rank, world_size=world_size)
         )
-        return _TorchBatches(loader, device, channels_last)
-    raise TypeError(
-        f"cannot train on {type(data).__name__}; pass an ImageDataset (load_dataset), an "
-        f"(images, labels) tensor pair, a torch Dataset or a DataLoader."
+    workers = dataset_workers(world_size)
+    loader = DataLoader(
+        data,
+        batch_size=options.batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        drop_last=train,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
     )
+    return _TorchBatches(loader, device, options.channels_last)
+
+
+def _full_batches(options: LoaderOptions, size: int, train: bool) -> LoaderOptions:
+    """``options`` that drop the last, smaller training batch when a rank has more than one."""
+    return replace(options, drop_last=train and size // options.world_size > options.batch_size)
 
 
 def dataset_workers(world_size: int = 1) -> int:

@@ -11,6 +11,7 @@ from torch import nn
 
 from visionblocks.data import (
     DataLike,
+    LoaderOptions,
     check_stats,
     describe_data,
     is_in_memory,
@@ -194,16 +195,12 @@ def evaluate(
         stats = check_stats(stats[0], stats[1], channels)
     plan, ctx = place_eval(device, precision)  # under DDP: this rank's shard, then reduced
     plan.prepare(model)
-    batches = make_batches(
-        data,
-        batch_size=batch_size,
-        train=False,
-        device=plan.device,
-        channels_last=plan.channels_last,
-        stats=stats or model_stats(model) or stats_of(data),
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-    )
+    mean, std = stats or model_stats(model) or stats_of(data) or (None, None)
+    loading = LoaderOptions(
+        batch_size=batch_size, device=plan.device, channels_last=plan.channels_last,
+        mean=mean, std=std, rank=ctx.rank, world_size=ctx.world_size,
+    )  # fmt: skip
+    batches = make_batches(data, loading, train=False)
     labels = labels_of(data)
     num_classes = getattr(model, "num_classes", None)
     if labels is not None and isinstance(num_classes, int):

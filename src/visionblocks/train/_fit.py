@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from visionblocks.data import BatchAugmentFn, DataLike, labels_of, stats_of
+from visionblocks.data import BatchAugmentFn, DataLike, LoaderOptions, labels_of, stats_of
 from visionblocks.model_file import attach_card, card_of
 from visionblocks.train._callbacks import Callback
 from visionblocks.train._card import card_for_data
@@ -185,18 +186,16 @@ def fit(
     seed_everything(seed)
 
     stats = stats_of(train)
-    train_batches = make_batches(
-        train, batch_size=batch_size, train=True, device=plan.device,
-        channels_last=plan.channels_last, augment=augment, seed=seed, rank=dist.rank,
-        world_size=dist.world_size,
+    loading = LoaderOptions(
+        batch_size=batch_size, augment=augment, device=plan.device, seed=seed,
+        channels_last=plan.channels_last, rank=dist.rank, world_size=dist.world_size,
     )  # fmt: skip
+    train_batches = make_batches(train, loading, train=True)
     val_batches = None
     if val is not None:
-        val_batches = make_batches(
-            val, batch_size=max(batch_size, 512), train=False, device=plan.device,
-            channels_last=plan.channels_last, stats=stats or stats_of(val), rank=dist.rank,
-            world_size=dist.world_size,
-        )  # fmt: skip
+        mean, std = stats or stats_of(val) or (None, None)
+        val_loading = replace(loading, batch_size=max(batch_size, 512), mean=mean, std=std)
+        val_batches = make_batches(val, val_loading, train=False)
     num_classes = check_model_fits_data(model, train, train_batches, val=val)
     name = optimizer.lower() if isinstance(optimizer, str) else "custom"
     peak_lr = lr if lr is not None else default_lr(name, batch_size * accumulate)

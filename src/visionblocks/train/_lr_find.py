@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visionblocks.data import DataLike
+from visionblocks.data import DataLike, LoaderOptions
 from visionblocks.train._checks import check_data
 from visionblocks.train._data import make_batches
 from visionblocks.train._device import resolve_plan
@@ -108,10 +108,10 @@ def lr_find(
     plan = resolve_plan(device, precision)
     saved = copy.deepcopy(model.state_dict())
     plan.prepare(model)
-    batches = make_batches(
-        train, batch_size=batch_size, train=True, device=plan.device,
-        channels_last=plan.channels_last, augment=None, seed=seed,
-    )  # fmt: skip
+    loading = LoaderOptions(
+        batch_size=batch_size, device=plan.device, channels_last=plan.channels_last, seed=seed
+    )
+    batches = make_batches(train, loading, train=True)
     opt = make_optimizer(
         optimizer, model, lr=start_lr, momentum=momentum, weight_decay=weight_decay
     )
