@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from visionblocks._paths import check_output_file
 from visionblocks.inference import load_model, model_card
 
 __all__ = ["FORMATS", "METADATA_KEY", "ExportResult", "export"]
@@ -101,8 +102,11 @@ def export(
         The :class:`ExportResult`, with the largest difference from PyTorch.
 
     Raises:
-        ValueError: Unknown format, a suffix that contradicts ``format``, no known input
-            shape, or a model that cannot be exported (the message names the layer).
+        ValueError: Unknown format, a suffix that contradicts ``format``, a ``path`` that
+            cannot be written or is the model file itself, no known input shape, an
+            ``input_shape`` whose channels the model does not take, an INT8 (quantized)
+            model, a model that returns more than one logits tensor, or a model that
+            cannot be exported (the message names the layer).
         ImportError: ONNX export without ``onnx``, ``onnxscript`` and ``onnxruntime``
             (``pip install 'visionblocks[export]'``).
 
@@ -112,13 +116,15 @@ def export(
         >>> result.format, result.max_abs_diff < 1e-4
         ('pt2', True)
     """
-    target = Path(path)
-    fmt = _format_of(target, format)
+    fmt = _format_of(Path(path), format)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    read = [] if isinstance(model_or_path, nn.Module) else [model_or_path]
+    target = check_output_file(path, "path", inputs=read)
     if fmt == "onnx":
         _require_onnx()
     model = model_or_path if isinstance(model_or_path, nn.Module) else load_model(model_or_path)
+    _check_not_quantized(model)
     shape = _input_shape(model, input_shape)
     param = next(model.parameters(), None)
     if param is not None and (param.device.type != "cpu" or param.dtype != torch.float32):
@@ -133,6 +139,13 @@ def export(
         check = torch.randn((batch_size, *shape), generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             expected = model(check)
+        if not isinstance(expected, torch.Tensor):
+            kind = type(expected).__name__
+            count = f" of {len(expected)}" if isinstance(expected, (tuple, list, dict)) else ""
+            raise ValueError(
+                f"{type(model).__name__} returns a {kind}{count}, but export needs a model "
+                f"that returns one logits tensor (B, num_classes); return only the logits."
+            )
         if fmt == "onnx":
             _write_onnx(program, target, card)
             actual = _run_onnx(target, check)
@@ -188,7 +201,47 @@ def _input_shape(
         )
     if len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(f"input_shape must be (C, H, W) positive ints; got {shape!r}.")
+    takes = _channels_taken(model)
+    if input_shape is not None and takes is not None and takes[0] != shape[0]:
+        # Checked here so a wrong input_shape fails with our message, not inside its forward.
+        raise ValueError(
+            f"input_shape={tuple(shape)} has {shape[0]} channels, but this "
+            f"{type(model).__name__} takes {takes[0]} ({takes[1]}); pass "
+            f"input_shape=({takes[0]}, {shape[1]}, {shape[2]})."
+        )
     return (shape[0], shape[1], shape[2])
+
+
+def _channels_taken(model: nn.Module) -> tuple[int, str] | None:
+    """Input channels of ``model`` and where that was read, or ``None`` when unknown."""
+    card = model_card(model)
+    if card is not None and card.in_channels is not None:
+        return card.in_channels, "from its model card"
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels, f"from the in_channels of its first convolution {name!r}"
+    return None
+
+
+# Where torch keeps its INT8 layers; no exporter here takes them (torch.export fails on
+# their packed weights, and ONNX is written from a torch.export program).
+_QUANTIZED_NAMESPACES = (
+    "torch.ao.nn.quantized",
+    "torch.ao.nn.intrinsic.quantized",
+    "torch.nn.quantized",
+    "torch.nn.intrinsic.quantized",
+)
+
+
+def _check_not_quantized(model: nn.Module) -> None:
+    for name, module in model.named_modules():
+        if type(module).__module__.startswith(_QUANTIZED_NAMESPACES):
+            raise ValueError(
+                f"{type(model).__name__} has INT8 (quantized) layers, e.g. {name!r} "
+                f"({type(module).__name__}), and export of quantized models is not supported "
+                f"(neither onnx nor pt2); export the float model and quantize the exported "
+                f"copy in its runtime (e.g. onnxruntime.quantization)."
+            )
 
 
 def _cpu_float_copy(model: nn.Module) -> nn.Module:

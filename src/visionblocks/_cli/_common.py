@@ -7,7 +7,6 @@ import ast
 import dataclasses
 import importlib.util
 import inspect
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from visionblocks import models
+from visionblocks._paths import write_probe
 from visionblocks.data import DATASETS, ImageDataset, StreamingDataset, load_dataset, subset
 from visionblocks.data import normalize as normalize_images
 from visionblocks.inference import load_model, model_card
@@ -209,19 +209,18 @@ def load_splits(
 
 
 def probe_writable(folder: Path, flag: str) -> None:
-    """Create ``folder`` and write a file into it, so that a bad ``flag`` fails before training."""
+    """Create ``folder`` and write a file into it, so that a bad ``flag`` fails before training.
+
+    The output folder's counterpart of :func:`visionblocks._paths.check_output_file`, which
+    checks the output files of ``predict --csv`` and ``export --out``.
+    """
     if folder.exists() and not folder.is_dir():
         raise CLIError(f"{flag} {str(folder)!r} is a file, not a folder; choose another path.")
-    probe = folder / f".visionblocks-probe-{os.getpid()}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
+    reason = write_probe(folder)
+    if reason is not None:
         raise CLIError(
             f"{flag} {str(folder)!r} cannot be written ({reason}); choose another folder."
-        ) from None
+        )
 
 
 def check_model_name(name: str) -> None:

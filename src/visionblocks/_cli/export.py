@@ -7,6 +7,7 @@ from pathlib import Path
 
 from visionblocks._cli._common import add_checkpoint_argument, model_file
 from visionblocks._export import FORMATS, export
+from visionblocks._paths import check_output_file
 
 __all__ = ["add_export_parser"]
 
@@ -40,5 +41,6 @@ def _export(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if fmt is None and out.suffix.lower() not in FORMATS:
             fmt = "onnx"
+    check_output_file(out, "--out", inputs=[checkpoint])  # before the model is read
     print(export(checkpoint, out, format=fmt, batch_size=args.batch_size))
     return 0

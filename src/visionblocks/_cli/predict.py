@@ -7,8 +7,9 @@ import csv
 import warnings
 from pathlib import Path
 
-from visionblocks._cli._common import add_checkpoint_argument, model_file
-from visionblocks.inference import Prediction, load_model, model_card, predict
+from visionblocks._cli._common import CLIError, add_checkpoint_argument, model_file
+from visionblocks._paths import check_output_file
+from visionblocks.inference import IMAGE_SUFFIXES, Prediction, load_model, model_card, predict
 
 __all__ = ["add_predict_parser", "prediction_table"]
 
@@ -76,8 +77,25 @@ def _write_csv(path: Path, predictions: list[Prediction]) -> None:
             writer.writerow(row)
 
 
+def _csv_path(path: str, checkpoint: Path, inputs: list[str]) -> Path:
+    """``--csv``, checked before predicting: writable, and neither the model nor an image read."""
+    target = Path(path)
+    if target.suffix.lower() in IMAGE_SUFFIXES and target.is_file():
+        # A folder input is read with every image file under it.
+        for folder in (Path(i) for i in inputs if Path(i).is_dir()):
+            if target.resolve().is_relative_to(folder.resolve()):
+                raise CLIError(
+                    f"--csv {path!r} is one of the images read from {str(folder)!r}, which "
+                    f"writing it would replace; choose another path."
+                )
+    files: list[str | Path] = [checkpoint, *(i for i in inputs if Path(i).is_file())]
+    return check_output_file(target, "--csv", inputs=files)
+
+
 def _predict(args: argparse.Namespace) -> int:
-    model = load_model(model_file(args.checkpoint))
+    checkpoint = model_file(args.checkpoint)
+    csv_path = None if args.csv is None else _csv_path(args.csv, checkpoint, args.inputs)
+    model = load_model(checkpoint)
     card = model_card(model)
     with warnings.catch_warnings():
         # Said once below, in the command's own words, instead of as a Python warning.
@@ -88,7 +106,7 @@ def _predict(args: argparse.Namespace) -> int:
     if card is None or card.classes is None:
         print(f"note: {args.checkpoint} stores no class names; classes are shown as indices.")
     print(prediction_table(predictions))
-    if args.csv:
-        _write_csv(Path(args.csv), predictions)
+    if csv_path is not None:
+        _write_csv(csv_path, predictions)
         print(f"wrote {len(predictions)} predictions to {args.csv}")
     return 0

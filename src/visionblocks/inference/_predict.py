@@ -112,7 +112,8 @@ def predict(
     Raises:
         FileNotFoundError: An input path does not exist.
         ValueError: A file is not an image, a folder holds none, ``top_k`` is not in
-            ``[1, num_classes]``, or a tensor is not an image or batch of images.
+            ``[1, num_classes]``, a tensor is not an image or batch of images, or it holds
+            NaN or infinite values (the message names the input).
         TypeError: An input is of another type.
 
     Warns:
@@ -165,12 +166,23 @@ def predict(
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             images = [
-                prepare_image(read(), source, usage.channels, usage.size) for source, read in chunk
+                prepare_image(_finite(read(), source), source, usage.channels, usage.size)
+                for source, read in chunk
             ]
             results += _classify(model, [s for s, _ in chunk], images, usage, top_k, run_on)
     finally:
         model.train(was_training)
     return results
+
+
+def _finite(image: torch.Tensor, source: str) -> torch.Tensor:
+    """``image``, unless it holds NaN or infinity, which softmax would turn into a prediction."""
+    if image.is_floating_point() and not bool(torch.isfinite(image).all()):
+        bad = "NaN" if bool(torch.isnan(image).any()) else "infinite"
+        raise ValueError(
+            f"{source} holds {bad} values; pass finite pixel values in [0, 1], or the uint8 image."
+        )
+    return image
 
 
 def _num_classes(usage: _Usage, model: nn.Module) -> int | None:
