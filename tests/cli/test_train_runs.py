@@ -308,7 +308,7 @@ def test_every_train_option_can_be_set_in_a_config_file() -> None:
     flags = {s.flag for s in SPECS.values()}
     sub = build_parser()._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
     parser_flags = {s.flag for s in option_specs(sub).values()}
-    assert parser_flags - flags == {"--config", "--resume", "--debug"}
+    assert parser_flags - flags == {"--config", "--resume", "--overwrite", "--debug"}
     exposed = {"--ema", "--grad-clip", "--early-stop", "--accumulate", "--compile",
                "--checkpoint-every", "--tensorboard", "--pretrained", "--image-size"}  # fmt: skip
     assert exposed <= flags

@@ -205,6 +205,47 @@ def test_ctrl_c_then_resume_equals_the_uninterrupted_run(
         assert torch.equal(value, resumed.state_dict()[key]), key
 
 
+@pytest.mark.parametrize("ema", [None, 0.9], ids=["plain", "ema"])
+def test_ctrl_c_mid_epoch_returns_the_last_completed_epochs_weights(
+    small: vb.data.ImageDataset, tmp_path: Path, ema: float | None
+) -> None:
+    common = {"batch_size": 64, "progress": False, "seed": 0, "precision": "fp32", "ema": ema}
+    model = tiny_model()
+    history = fit(
+        model, small, small, epochs=3, checkpoint_dir=tmp_path, callbacks=[InterruptAt(step=9)],
+        **common,
+    )  # type: ignore[arg-type]
+    assert history.interrupted
+    assert len(history) == 1
+    # Catches returning the half-trained weights of epoch 2 under epoch 1's history: the
+    # model must be last.pt's (with the average applied, as at the end of any run).
+    saved = load_checkpoint(tmp_path / "last.pt")
+    expected = tiny_model()
+    expected.load_state_dict(saved["model"])
+    if ema is not None:
+        from visionblocks.train._ema import EMA, ExponentialAverage, apply_average
+
+        average = ExponentialAverage(expected, EMA(0.9))
+        average.load_state_dict(saved["ema"])
+        apply_average(average, expected)
+    for key, value in expected.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key]), key
+    assert vb.model_file.card_of(model).training["epochs"] == 1  # type: ignore[union-attr]
+    assert "partial_epoch" not in vb.model_file.card_of(model).training  # type: ignore[union-attr]
+
+
+def test_ctrl_c_in_the_first_epoch_marks_the_weights_partial(
+    small: vb.data.ImageDataset, tmp_path: Path
+) -> None:
+    model = tiny_model()
+    history = fit(
+        model, small, epochs=2, batch_size=64, progress=False, checkpoint_dir=tmp_path,
+        callbacks=[InterruptAt(step=3)],
+    )  # type: ignore[arg-type]
+    assert len(history) == 0
+    assert vb.model_file.card_of(model).training["partial_epoch"] == 1  # type: ignore[union-attr]
+
+
 def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "m.pt"
     save_checkpoint(path, tiny_model(), model_name="first")

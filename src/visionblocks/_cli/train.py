@@ -30,12 +30,14 @@ from visionblocks._cli._common import (
     load_splits,
     probe_writable,
 )
+from visionblocks._cli._run_folder import CONFIG_FILE, RunFolder, write_atomic
 from visionblocks._cli._train_plan import (
     DEFAULT_EPOCHS,
     DEFAULT_MODEL,
     RECIPE_SETS,
     SMALL_DATA,
     Data,
+    Plan,
     check_options,
     fit_arguments,
     freeze_epochs,
@@ -44,6 +46,7 @@ from visionblocks._cli._train_plan import (
 )
 from visionblocks._cli.config import OptionSpec, option_specs, read_config, toml_value, write_config
 from visionblocks.data import AUGMENT_PRESETS
+from visionblocks.model_file import card_of
 from visionblocks.train import (
     FIT_DEFAULTS,
     LAST_CHECKPOINT,
@@ -65,9 +68,8 @@ __all__ = [
     "train_options",
 ]
 
-CONFIG_FILE = "config.toml"
 # Options that say where a run goes or comes from, not what it is: not read from a config file.
-_NOT_IN_CONFIG = ("config", "resume")
+_NOT_IN_CONFIG = ("config", "resume", "overwrite")
 # Options that --resume accepts: how the run is shown, not what it computes.
 RESUME_KEEPS = ("no_progress",)
 
@@ -164,6 +166,10 @@ def _add_options(p: argparse.ArgumentParser) -> None:
         "--out", help="output folder (default: runs/MODEL-DATASET); gets config.toml, last.pt "
         "(every epoch), model.pt, history.csv (as it trains), history.json, metrics.json and, "
         "with matplotlib, curves.png and confusion.png",
+    )  # fmt: skip
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in --out (its files "
+        "are removed first); without it, a folder holding a run is refused",
     )  # fmt: skip
     p.add_argument(
         "--checkpoint-every", type=int, metavar="N",
@@ -299,7 +305,7 @@ def _train(
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, evaluate on the test (or validation) split, write the outputs; exit code."""
-    resuming, config = args.resume is not None, args.config
+    resuming, config, overwrite = args.resume is not None, args.config, args.overwrite
     args = resolve_options(args)
     check_options(args, train_options(args).specs)
     if resuming and args.pretrained is not None:
@@ -316,17 +322,55 @@ def run_train(args: argparse.Namespace) -> int:
     # Seeded before the model exists, so that the seed also covers its initial weights.
     seed_everything(args.seed)
     plan = plan_model(args, train)
-    model, name, tta = plan.model, plan.name, plan.tta
-    out = Path(args.out) if args.out else _default_out(name, args.dataset)
+    out = Path(args.out) if args.out else _default_out(plan.name, args.dataset)
     if config is not None and out.resolve() == Path(config).resolve().parent:
         raise CLIError(
             f"--config {config!r} is in the output folder {str(out)!r}, which this run would "
             f"overwrite; pass --out OTHER to repeat the run elsewhere."
         )
     probe_writable(out, "--out")
+    if resuming and overwrite:
+        raise CLIError("--resume continues a run and --overwrite replaces one; pass one of them.")
+    folder = RunFolder(out, flag="--resume" if resuming else "--out")
+    folder.claim()  # one process per run folder, until this run ends
+    try:
+        if resuming:
+            _check_resumable(folder, train_options(args).specs)
+        else:
+            folder.start_new(overwrite=overwrite)
+        return _run_in(folder, args, (train, val, test, split), plan, resuming=resuming)
+    finally:
+        folder.release()
+
+
+def _check_resumable(folder: RunFolder, specs: dict[str, OptionSpec]) -> None:
+    """Stop unless the folder holds an unfinished run whose config.toml is as it started."""
+    folder.check_resume(read_config(folder.path / CONFIG_FILE, specs))
+    done = folder.finished()
+    if done is not None:
+        raise CLIError(
+            f"--resume {str(folder.path)!r}: the run finished all {done} epochs, nothing to "
+            f"continue; to train longer, start a new run with --config "
+            f"{folder.path / CONFIG_FILE} --epochs N --out OTHER."
+        )
+
+
+def _run_in(
+    folder: RunFolder,
+    args: argparse.Namespace,
+    data: tuple[Data, Data, Data, str],
+    plan: Plan,
+    *,
+    resuming: bool,
+) -> int:
+    """Train into the claimed ``folder``, evaluate once on the held-out split, write outputs."""
+    train, val, test, split = data
+    model, name, tta, out = plan.model, plan.name, plan.tta, folder.path
+    specs = train_options(args).specs
     fit_kwargs = fit_arguments(args, train, plan, make_callbacks(args, out))
     if not resuming:
         write_config(out / CONFIG_FILE, _settings(args, name, fit_kwargs, tta))
+        folder.record_start(read_config(out / CONFIG_FILE, specs))
     how = f" with the {args.recipe} recipe" if args.recipe else ""
     how += f" fine-tuned from {args.weights or 'DEFAULT'}" if args.pretrained else ""
     print(
@@ -339,6 +383,10 @@ def run_train(args: argparse.Namespace) -> int:
     history = _train(args, model, (train, val), fit_kwargs, out, resuming=resuming)
     seconds = time.perf_counter() - started
     result = evaluate(model, test, tta=tta, device=args.device, precision=args.precision)
+    card = card_of(model)
+    # Interrupted mid-epoch, fit returns the last completed epoch's weights when last.pt
+    # holds them; else the half-trained weights stay, and the outputs say so.
+    partial = card.training.get("partial_epoch") if card is not None else None
 
     # The model's card (builder, classes, input shape, statistics) is fit's; the run adds
     # where it came from and how it scored.
@@ -351,12 +399,13 @@ def run_train(args: argparse.Namespace) -> int:
     history.to_json(out / "history.json")
     metrics = {
         "model": name, "recipe": args.recipe, "dataset": args.dataset, "epochs": len(history),
-        "interrupted": history.interrupted, "tta": tta, "train_images": len(train),
+        "interrupted": history.interrupted, "partial_epoch": partial, "tta": tta,
+        "train_images": len(train),
         "eval_split": split, f"{split}_images": len(test), "seconds": round(seconds, 1),
         f"{split}_accuracy": result.accuracy, f"{split}_loss": result.loss,
         "per_class_accuracy": dict(zip(test.classes, result.per_class_accuracy, strict=True)),
     }  # fmt: skip
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     written = [CONFIG_FILE, "model.pt", "history.csv", "history.json", "metrics.json"]
     if has_matplotlib():
         from visionblocks.analysis import plot_confusion_matrix
@@ -367,9 +416,10 @@ def run_train(args: argparse.Namespace) -> int:
         plot_confusion_matrix(result.confusion, test.classes, save=out / "confusion.png")
         written.append("confusion.png")
     print(result)
+    weights = f" and part of epoch {partial} (half-trained weights)" if partial else ""
     print(
         f"{split} accuracy {result.accuracy:.2%}{' (flip TTA)' if tta else ''} after "
-        f"{len(history)} epochs in {seconds:.0f} s; wrote {', '.join(written)} to {out}"
+        f"{len(history)} epochs{weights} in {seconds:.0f} s; wrote {', '.join(written)} to {out}"
     )
     if history.interrupted:
         if args.pretrained is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,13 @@ def atomic_save(obj: object, path: str | Path) -> Path:
 
     The rename is atomic on POSIX and Windows, so a crash or Ctrl-C mid-write leaves
     the previous checkpoint intact instead of a truncated file. Temporaries left by a
-    process killed mid-write (``kill -9`` cannot be caught) are removed first.
+    process killed mid-write (``kill -9`` cannot be caught) are removed first; those of
+    a process still writing the same file are left alone.
 
     Example:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
-        >>> _ = (folder / ".x.pt.stale.tmp").write_bytes(b"")
+        >>> _ = (folder / ".x.pt.999999999.k3j2.tmp").write_bytes(b"")  # its process is gone
         >>> atomic_save({"a": 1}, folder / "x.pt").name, sorted(p.name for p in folder.iterdir())
         ('x.pt', ['x.pt'])
     """
@@ -51,9 +53,10 @@ def atomic_save(obj: object, path: str | Path) -> Path:
             f"cannot save to {str(path)!r}: a file is in the way of its folder "
             f"{str(path.parent)!r}; choose another path or move that file."
         ) from None
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _sweep_stale(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         if hasattr(os, "fchmod"):  # POSIX: mkstemp makes it private (0600); a checkpoint is not
             os.fchmod(fd, 0o644)
@@ -66,6 +69,37 @@ def atomic_save(obj: object, path: str | Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _sweep_stale(path: Path) -> None:
+    """Remove temporaries of ``path`` left by processes that died mid-write.
+
+    A temporary is named ``.NAME.PID.RANDOM.tmp``; one whose process still runs is another
+    writer's, mid-write, and stays. Unnamed ones (visionblocks 0.2) go after an hour.
+    """
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        owner = stale.name[len(path.name) + 2 :].split(".", 1)[0]
+        if owner.isdigit():
+            if int(owner) != os.getpid() and _alive(int(owner)):
+                continue
+        else:
+            try:
+                if time.time() - stale.stat().st_mtime < 3600:
+                    continue
+            except FileNotFoundError:
+                continue
+        stale.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists but not ours, or cannot tell: keep its file
+        return True
+    return True
 
 
 def write_model_file(

@@ -279,6 +279,18 @@ def restore_training_state(run: RunState, state: Mapping[str, Any]) -> None:
     set_rng_state(state["rng"])
 
 
+def rewind_to_saved(run: RunState, path: Path) -> None:
+    """Put the weights (and average) of the checkpoint at ``path`` back into ``run``.
+
+    After an interruption mid-epoch this makes the returned model the last completed
+    epoch's, the one ``last.pt`` holds and that ``history`` describes.
+    """
+    state = read_training_state(path)
+    load_state(run.model, state["model"])
+    if run.ema is not None and state.get("ema") is not None:
+        run.ema.load_state_dict(state["ema"])
+
+
 def _restore_callbacks(run: RunState, saved: list[dict[str, Any] | None]) -> None:
     if not saved:  # a checkpoint written before callbacks had state
         return

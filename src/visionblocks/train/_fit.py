@@ -26,6 +26,7 @@ from visionblocks.train._card import card_for_data
 from visionblocks.train._checkpoint import (
     read_training_state,
     restore_training_state,
+    rewind_to_saved,
     save_training_state,
 )
 from visionblocks.train._checks import check_data, check_fit_arguments, check_model_fits_data
@@ -148,7 +149,9 @@ def fit(
             the model's initial weights, which exist before ``fit`` is called: call
             :func:`~visionblocks.train.seed_everything` before building the model for that.
         checkpoint_dir: Write ``last.pt`` there (atomically) after every completed epoch.
-            A run interrupted mid-epoch keeps the checkpoint of the last completed epoch.
+            A run interrupted mid-epoch keeps the checkpoint of the last completed epoch,
+            and the model returns to that epoch's weights (without a checkpoint of it, the
+            half-trained weights stay and the card records ``partial_epoch``).
         resume: A checkpoint written by ``fit`` (or ``True``: ``checkpoint_dir/last.pt``) to
             continue from; with the same arguments the run replays from the start of the
             first epoch it had not completed, and on the CPU in fp32 ends with exactly the
@@ -238,6 +241,7 @@ def fit(
     checkpoint = Path(checkpoint_dir) / LAST_CHECKPOINT if checkpoint_dir is not None else None
     saved_epoch = run.epoch if saved is not None else None
     mixers = make_mixers(mixup, cutmix)
+    partial: int | None = None  # the epoch whose weights are returned half-trained
     run.emit("on_fit_start")
     try:
         while run.epoch < epochs and not run.should_stop:
@@ -257,7 +261,7 @@ def fit(
         if not isinstance(err, KeyboardInterrupt):
             raise
         run.history.interrupted = True
-        _log_interruption(run, checkpoint, saved_epoch)
+        partial = _after_interruption(run, checkpoint, saved_epoch)
     finally:
         run.emit("on_fit_end")
         dist.close()
@@ -265,7 +269,11 @@ def fit(
         apply_average(run.ema, model)
     card = card_of(model)
     if card is not None:  # the epochs this model has now trained, after an interruption too
-        attach_card(model, card.replace(training={**card.training, "epochs": len(run.history)}))
+        training = {**card.training, "epochs": len(run.history)}
+        training.pop("partial_epoch", None)
+        if partial is not None:
+            training["partial_epoch"] = partial
+        attach_card(model, card.replace(training=training))
     return run.history
 
 
@@ -277,15 +285,36 @@ def _resume_path(resume: str | Path | bool, checkpoint_dir: str | Path | None) -
     return Path(checkpoint_dir) / LAST_CHECKPOINT
 
 
-def _log_interruption(run: RunState, checkpoint: Path | None, saved_epoch: int | None) -> None:
+def _after_interruption(
+    run: RunState, checkpoint: Path | None, saved_epoch: int | None
+) -> int | None:
+    """Return the model to the last completed epoch, if saved; else the epoch it stopped in.
+
+    Interrupted mid-epoch, the model holds weights that no epoch of the history describes:
+    they are replaced by ``last.pt``'s, so the model, its history and the checkpoint agree.
+    Without a checkpoint of that epoch the half-trained weights stay, and the number of
+    the epoch they stopped in is returned (recorded as ``partial_epoch`` in the card).
+    """
     done = len(run.history)
-    where = (
-        f"; {checkpoint} holds epoch {saved_epoch}: resume=True continues from there"
-        if checkpoint is not None and saved_epoch
-        else ""
+    mid_epoch = run.epoch > done
+    rewound = mid_epoch and checkpoint is not None and saved_epoch == done and checkpoint.is_file()
+    if rewound:
+        assert checkpoint is not None
+        rewind_to_saved(run, checkpoint)
+    if checkpoint is not None and saved_epoch:
+        where = f"; {checkpoint} holds epoch {saved_epoch}: resume=True continues from there"
+    else:
+        where = ""
+    weights = (
+        f"the weights of epoch {done} (from {checkpoint})"
+        if rewound
+        else f"the half-trained weights of epoch {run.epoch}"
+        if mid_epoch
+        else f"the weights of epoch {done}"
     )
     run.log(
         f"interrupted during epoch {run.epoch}: returning the history of {done} completed "
-        f"epochs{where}",
+        f"epochs and {weights}{where}",
         always=True,
     )
+    return run.epoch if mid_epoch and not rewound else None
