@@ -1,12 +1,13 @@
-"""Image folders: find the files of a split, decide channels and size once, decode one file.
+"""Image folders: find the files of a split, decide channels and size once, read them.
 
 A folder holds one subfolder per class (torchvision's ``ImageFolder`` layout), either
 directly or under ``train/``, ``val/`` and ``test/``. Everything that can be decided
 without decoding pixels is decided here, once for the whole folder, from the image
 headers (Pillow reads only the first bytes of a file): the classes, the files and
 labels of each split, the number of channels and the image size. Decoding is
-:func:`decode_image_file`, shared by the in-memory reader and the streaming dataset
-so that both give the same pixels.
+:func:`~visionblocks.data.decode_image_file`, shared by the in-memory reader, the
+streaming dataset and :func:`~visionblocks.inference.predict`, so that all three give
+the same pixels.
 """
 
 from __future__ import annotations
@@ -18,12 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
-from torchvision.io import ImageReadMode, decode_image, read_file
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
-from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
+from visionblocks.data._decode import decode_image_file, image_header
+from visionblocks.data._errors import DatasetNotFoundError
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -37,9 +35,6 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 SPLITS = ("train", "val", "test")
-_TORCHVISION_IO_DEPRECATED = "The image decoding and encoding capabilities of TorchVision"
-# Pillow modes without colour; a folder is grayscale only if every image has one of them.
-_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
 @dataclass(frozen=True)
@@ -111,10 +106,12 @@ def index_folder(
     See :func:`~visionblocks.data.load_dataset` for the layout and the rules.
 
     Raises:
-        DatasetNotFoundError: The split does not exist in this folder, or has no images.
+        DatasetNotFoundError: The split does not exist in this folder, has no images, or
+            a class folder holds a broken symbolic link.
         CorruptDatasetError: A file with an image suffix is not an image Pillow can read.
         ValueError: Bad ``val_fraction``, an empty class folder, fewer than two classes,
-            or images of different sizes without ``image_size``.
+            images of different sizes without ``image_size``, an image over Pillow's
+            decompression-bomb limit, or one with 32-bit pixels.
     """
     if val_fraction is not None and not (
         isinstance(val_fraction, int | float) and 0 < val_fraction < 1
@@ -197,7 +194,9 @@ def _scan(folder: Path, classes: list[str]) -> list[_Entry]:
     entries: list[_Entry] = []
     skipped: list[Path] = [p for p in folder.iterdir() if p.is_file() and p.name[0] != "."]
     for name in extra:
-        files = [p for p in sorted((folder / name).rglob("*")) if p.is_file()]
+        found = sorted((folder / name).rglob("*"))
+        _check_links(found)
+        files = [p for p in found if p.is_file()]
         images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
         skipped += [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES and p.name[0] != "."]
         if not images:
@@ -216,13 +215,20 @@ def _scan(folder: Path, classes: list[str]) -> list[_Entry]:
     return entries
 
 
+def _check_links(paths: Sequence[Path]) -> None:
+    # Path.is_file() is False for a link whose target is gone, which would drop the image
+    # from the dataset without a word.
+    for path in paths:
+        if path.is_symlink() and not path.exists() and not path.name.startswith("."):
+            raise DatasetNotFoundError(
+                f"{path} is a broken symbolic link (its target {os.readlink(path)} does not "
+                f"exist); point it at the image or delete it."
+            )
+
+
 def _read_header(path: Path, class_name: str) -> _Entry:
-    try:
-        with Image.open(path) as image:  # reads the header only
-            width, height = image.size
-            return _Entry(path, class_name, (height, width), image.mode in _GRAY_MODES)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
-        raise CorruptDatasetError(f"{path} is not an image Pillow can read: {err}") from err
+    size, channels = image_header(path)
+    return _Entry(path, class_name, size, channels == 1)
 
 
 def _common_size(entries: Sequence[_Entry]) -> tuple[int, int]:
@@ -260,75 +266,6 @@ def _held_out(
         order = torch.randperm(len(members), generator=generator)[:count]
         held.update(members[i] for i in order.tolist())
     return held
-
-
-def decode_image_file(
-    path: str | os.PathLike[str], channels: int, size: tuple[int, int]
-) -> torch.Tensor:
-    """Decode one image file to a ``(channels, *size)`` uint8 tensor.
-
-    ``torchvision.io.decode_image`` decodes PNG, JPEG, GIF and WebP; other formats
-    (BMP, TIFF, PPM) go through Pillow. Channels: alpha is dropped, grayscale is
-    repeated to RGB, RGB becomes grayscale with Pillow's ITU-R 601 integer weights.
-    Size: a plain bilinear, antialiased resize to ``(height, width)``; the aspect ratio
-    is not kept (what :func:`~visionblocks.inference.predict` does too).
-
-    Raises:
-        CorruptDatasetError: The file cannot be decoded; the message names it.
-
-    Example:
-        >>> import tempfile, torch
-        >>> from torchvision.io import write_png
-        >>> path = tempfile.mkdtemp() + "/red.png"
-        >>> red = torch.zeros(3, 4, 6, dtype=torch.uint8); red[0] = 255
-        >>> _ = write_png(red, path)
-        >>> image = decode_image_file(path, channels=1, size=(2, 3))
-        >>> image.shape, image.dtype, int(image[0, 0, 0])  # 255 * 0.299
-        (torch.Size([1, 2, 3]), torch.uint8, 76)
-    """
-    try:
-        with warnings.catch_warnings():
-            # torchvision 0.29 deprecates its decoders for TorchCodec, which is not a
-            # dependency here; the warning would repeat once per image.
-            warnings.filterwarnings("ignore", _TORCHVISION_IO_DEPRECATED, DeprecationWarning)
-            image = decode_image(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
-    except RuntimeError:
-        image = _decode_with_pillow(Path(path))
-    if image.dim() == 4:  # an animated GIF: its first frame
-        image = image[0]
-    if image.dtype != torch.uint8:  # 16-bit PNG
-        image = TF.to_dtype(image, torch.uint8, scale=True)
-    image = _to_channels(image, channels)
-    if tuple(image.shape[-2:]) != size:
-        resized: torch.Tensor = TF.resize(
-            image, list(size), InterpolationMode.BILINEAR, antialias=True
-        )
-        return resized
-    return image
-
-
-def _decode_with_pillow(path: Path) -> torch.Tensor:
-    try:
-        with Image.open(path) as opened:
-            image = opened.convert("L" if opened.mode in _GRAY_MODES else "RGB")
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
-        raise CorruptDatasetError(f"cannot decode image {path}: {err}") from err
-    tensor: torch.Tensor = TF.pil_to_tensor(image)
-    return tensor
-
-
-def _to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
-    count = image.shape[0]
-    if count in (2, 4):  # with alpha: dropped
-        image, count = image[: count - 1], count - 1
-    if count == channels:
-        return image
-    if count == 1:
-        return image.expand(channels, -1, -1).contiguous()
-    # Pillow's "L": (299 R + 587 G + 114 B) / 1000 in 16-bit fixed point, rounded.
-    weights = torch.tensor([19595, 38470, 7471], dtype=torch.int32).reshape(3, 1, 1)
-    gray = (image.to(torch.int32) * weights).sum(0, keepdim=True).add_(0x8000) >> 16
-    return gray.to(torch.uint8)
 
 
 def read_images(index: FolderIndex) -> torch.Tensor:

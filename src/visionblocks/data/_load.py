@@ -117,18 +117,25 @@ def load_dataset(
     split: ``split="test"`` is an error rather than the training images again. Rules
     decided once for the whole folder (all splits), from the image headers:
 
+    * pixels: every file is decoded by :func:`~visionblocks.data.decode_image_file`,
+      which :func:`~visionblocks.inference.predict` uses too: EXIF orientation applied,
+      palette colours (not indices), alpha dropped, 16-bit grayscale scaled by ``>> 8``,
+      32-bit integer and float images refused;
     * channels: RGB if any image has colour (Pillow mode other than ``1``/``L``/``LA``/
-      ``I``/``F``, palette images included), else grayscale; alpha is dropped;
+      16-bit grayscale, palette images included), else grayscale;
     * size: every image must have the same size unless ``image_size`` is given, which
       resizes every image to it (bilinear, antialiased; the aspect ratio is not kept,
       so crop photos of other shapes first);
     * a file with an image suffix that cannot be read raises
-      :class:`CorruptDatasetError` naming it; other files are skipped with a warning.
+      :class:`CorruptDatasetError` naming it, a broken symbolic link
+      :class:`DatasetNotFoundError`; other files are skipped with a warning.
 
     Args:
         name: ``"sample"`` (2,000 train / 1,000 test real Fashion-MNIST images shipped
             with the package, for offline use), ``"fashion-mnist"``, ``"mnist"``,
-            ``"cifar10"``, ``"cifar100"``, or the path of an image folder.
+            ``"cifar10"``, ``"cifar100"``, or the path of an image folder. A name that is
+            also an image folder in the current directory is an error; pass
+            ``Path("sample")`` or ``"./sample"`` for the folder.
         split: ``"train"`` or ``"test"``; image folders also ``"val"`` (their ``val/``
             subfolder, or the ``val_fraction`` held out of the training images).
         root: Folder holding the files. Fashion-MNIST/MNIST: the IDX files themselves
@@ -155,8 +162,10 @@ def load_dataset(
         DatasetNotFoundError: The files are not there; the message lists the paths
             tried and how to get them.
         CorruptDatasetError: A file is truncated or not in the expected format.
-        ValueError: A bad argument, or a folder that cannot make a dataset (an empty
-            class folder, a single class, mixed sizes without ``image_size``).
+        ValueError: A bad argument, a dataset name that is also a folder here, or a
+            folder that cannot make a dataset (an empty class folder, a single class,
+            mixed sizes without ``image_size``, an image over Pillow's
+            decompression-bomb limit or with 32-bit pixels).
 
     Example:
         >>> ds = load_dataset("sample")
@@ -176,6 +185,13 @@ def load_dataset(
             Path(name), split, val_fraction=val_fraction, image_size=image_size,
             in_memory=in_memory, seed=seed,
         )  # fmt: skip
+    if isinstance(name, str) and key in _ALIASES and _is_image_folder(Path(name)):
+        raise ValueError(
+            f"{name!r} names both the dataset {_ALIASES[key]!r} and the image folder "
+            f"{Path(name).resolve()} in the current directory; pass Path({name!r}) or "
+            f"'./{name}' to load the folder, or rename the folder (or run from another "
+            f"directory) to load the dataset."
+        )
     folder_only = {"val_fraction": val_fraction, "image_size": image_size}
     folder_only["in_memory=False"] = True if in_memory is False else None
     given = [k for k, v in folder_only.items() if v is not None]
@@ -198,6 +214,18 @@ def load_dataset(
     else:
         images, labels, classes = _read_mnist_like(key, split, root_path, download)
     return ImageDataset(images, labels, classes, f"{key}/{split}")
+
+
+def _is_image_folder(path: Path) -> bool:
+    """Whether ``path`` is laid out as an image folder: split folders, or two or more classes.
+
+    A folder named like a dataset may instead hold that dataset's own files (IDX files,
+    ``cifar-10-batches-py``, torchvision's ``FashionMNIST/raw``) when it is ``root``.
+    """
+    if not path.is_dir():
+        return False
+    folders = [p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return len(folders) >= 2 or any(name in SPLITS for name in folders)
 
 
 def _load_folder(

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from visionblocks.data._folder import decode_image_file
+from visionblocks.data._decode import decode_image_file
 
 __all__ = ["STATS_SAMPLE", "StreamingDataset", "stream_threshold", "streams_by_default"]
 
@@ -69,9 +69,9 @@ def streams_by_default(decoded_bytes: int) -> bool:
 class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
     """Image files with labels, decoded to uint8 ``(C, H, W)`` tensors when read.
 
-    Every image is decoded with ``torchvision.io.decode_image`` (Pillow for BMP, TIFF
-    and PPM) to ``channels`` channels and resized to ``image_size`` exactly like the
-    in-memory folder reader, so the two give the same pixels.
+    Every image is decoded by :func:`~visionblocks.data.decode_image_file` to
+    ``channels`` channels and resized to ``image_size``, as the in-memory folder reader
+    and :func:`~visionblocks.inference.predict` do, so all three give the same pixels.
 
     Args:
         files: Image files.
@@ -88,11 +88,10 @@ class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
     Example:
         >>> import tempfile, torch
         >>> from pathlib import Path
-        >>> from torchvision.io import write_png
+        >>> from PIL import Image
         >>> folder = Path(tempfile.mkdtemp())
         >>> for i in range(4):
-        ...     image = torch.full((1, 8, 8), 60 * i, dtype=torch.uint8)
-        ...     _ = write_png(image, str(folder / f"{i}.png"))
+        ...     Image.new("L", (8, 8), 60 * i).save(folder / f"{i}.png")
         >>> ds = StreamingDataset(sorted(folder.glob("*.png")), [0, 0, 1, 1], ["a", "b"],
         ...                       channels=1, image_size=(8, 8))
         >>> ds

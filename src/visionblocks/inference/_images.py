@@ -13,13 +13,13 @@ from functools import partial
 from pathlib import Path
 from typing import TypeAlias
 
-import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from visionblocks.data import IMAGE_SUFFIXES  # the same files as load_dataset(folder) reads
+# The same files, decoded to the same pixels, as load_dataset(folder) reads.
+from visionblocks.data import IMAGE_SUFFIXES, decode_image_file
 
 __all__ = ["IMAGE_SUFFIXES", "ImageInput", "Reader", "expand_inputs", "prepare_image"]
 
@@ -62,9 +62,15 @@ def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> Iterator[tuple[s
         elif isinstance(item, (str, os.PathLike)):
             path = Path(item)
             if path.is_dir():
-                files = sorted(
-                    f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                )
+                found = sorted(f for f in path.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+                broken = [f for f in found if f.is_symlink() and not f.exists()]
+                if broken:
+                    raise FileNotFoundError(
+                        f"{broken[0]} is a broken symbolic link (its target "
+                        f"{os.readlink(broken[0])} does not exist); point it at the image or "
+                        f"delete it."
+                    )
+                files = [f for f in found if f.is_file()]
                 if not files:
                     raise ValueError(
                         f"no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder {str(path)!r}."
@@ -88,31 +94,16 @@ def _same(image: torch.Tensor) -> torch.Tensor:
 
 def _from_pil(image: Image.Image) -> torch.Tensor:
     """A PIL image as a uint8 ``(C, H, W)`` tensor with 1 (grayscale) or 3 (RGB) channels."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grayscale: scaled, not clipped
-        array = np.asarray(image, dtype=np.float64) * (255 / 65535)
-        return torch.from_numpy(np.clip(np.rint(array), 0, 255).astype(np.uint8))[None]
-    if image.mode not in ("L", "RGB"):
-        # Palette, CMYK and alpha to RGB (as the folder reader does); 1-bit and float to gray.
-        image = image.convert("L" if image.mode in ("1", "F", "LA") else "RGB")
-    tensor: torch.Tensor = TF.pil_to_tensor(image)
-    return tensor
+    return decode_image_file(image)
 
 
 def _read_file(path: Path) -> torch.Tensor:
     """Decode an image file into a uint8 ``(C, H, W)`` tensor, or fail naming the file.
 
-    Pillow decodes it: torchvision 0.29 deprecated ``decode_image`` in favour of TorchCodec,
-    and Pillow reads every format the folder reader accepts. Lossless formats (PNG, BMP,
-    TIFF) give the same pixels as the folder reader's decoder.
+    The decoder is load_dataset's, so a file gives the model the pixels it was trained on
+    (palette colours, EXIF orientation, 16-bit scaling); its errors are ValueErrors.
     """
-    try:
-        with Image.open(path) as opened:
-            return _from_pil(opened)
-    except (OSError, ValueError, SyntaxError):
-        raise ValueError(
-            f"cannot read {str(path)!r}: not an image file Pillow can decode (PNG, JPEG, GIF, "
-            f"WebP, BMP, TIFF, ...)."
-        ) from None
+    return decode_image_file(path)
 
 
 def prepare_image(
