@@ -1,8 +1,9 @@
 """Run settings as TOML: read ``--config FILE`` against a command's options, write ``config.toml``.
 
-A config file sets a command's options by name (``batch_size`` or ``batch-size``); the
-command line overrides it. Tables (``[environment]``, ``[fit]``, ...) are records of a
-run, not options, and are skipped when the file is read back. Reading uses the standard
+A config file sets a command's options by name (``batch_size`` or ``batch-size``, not
+both); the command line overrides it. The tables a run writes (``[fit]`` and
+``[environment]``) are records of the run, not options, and are skipped when the file
+is read back; any other table is an error, as its keys would set nothing. Reading uses the standard
 library's ``tomllib`` (``tomli`` on Python 3.10); writing needs only the few value types
 the command line has (strings, numbers, booleans, lists of them), so it is done here.
 
@@ -40,6 +41,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 from visionblocks._cli._common import CLIError
 
 __all__ = ["OptionSpec", "dumps", "option_specs", "read_config", "toml_value", "write_config"]
+
+_RECORD_TABLES = ("fit", "environment")
+"""The tables a run's ``config.toml`` holds: records of the run, skipped when read back."""
 
 _KIND_NAMES = {
     "bool": "a boolean (true or false)",
@@ -82,11 +86,13 @@ def option_specs(parser: argparse.ArgumentParser) -> dict[str, OptionSpec]:
 
 
 def read_config(path: str | Path, specs: Mapping[str, OptionSpec]) -> dict[str, Any]:
-    """The options a TOML file sets, checked against ``specs``; tables are skipped.
+    """The options a TOML file sets, checked against ``specs``; record tables are skipped.
 
     Raises:
         CLIError: The file is missing or not TOML, a key is not an option (the message
-            suggests the nearest), or a value has the wrong type or is not a choice.
+            suggests the nearest) or is set twice (``batch_size`` and ``batch-size``), a
+            table is not one of a run's records, or a value has the wrong type or is not
+            a choice.
     """
     path = Path(path)
     try:
@@ -99,7 +105,9 @@ def read_config(path: str | Path, specs: Mapping[str, OptionSpec]) -> dict[str, 
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise CLIError(f"--config {str(path)!r} is not valid TOML: {err}.") from None
+    _check_tables(path, table)
     options: dict[str, Any] = {}
+    spelt: dict[str, str] = {}
     for key, value in table.items():
         if isinstance(value, dict):
             continue  # [environment], [fit]: what a run recorded, not options
@@ -109,8 +117,34 @@ def read_config(path: str | Path, specs: Mapping[str, OptionSpec]) -> dict[str, 
             close = difflib.get_close_matches(dest, names, n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise CLIError(f"--config {str(path)!r}: unknown option {key!r}.{hint}")
+        if dest in spelt:
+            raise CLIError(
+                f"--config {str(path)!r}: {spelt[dest]} and {key} are the same option "
+                f"({specs[dest].flag}); keep one of them."
+            )
+        spelt[dest] = key
         options[dest] = _checked(path, key, value, specs[dest])
     return options
+
+
+def _check_tables(path: Path, table: Mapping[str, Any]) -> None:
+    """Refuse a table that would be skipped although it looks like options (``[fit]`` alone).
+
+    The tables a run records are ``[fit]`` and ``[environment]``, written together; any
+    other table, or a ``[fit]`` without ``[environment]``, is someone's options put where
+    they would set nothing.
+    """
+    tables = [key for key, value in table.items() if isinstance(value, dict)]
+    records = set(_RECORD_TABLES) if set(_RECORD_TABLES) <= set(tables) else {"environment"}
+    for name in tables:
+        if name not in records:
+            keys = ", ".join(list(table[name])[:3])
+            raise CLIError(
+                f"--config {str(path)!r}: the table [{name}] ({keys}) sets nothing: options are "
+                f"top-level keys (e.g. batch_size = 64, before any [table]); the only tables "
+                f"allowed are {' and '.join(f'[{t}]' for t in _RECORD_TABLES)} together, the "
+                f"records of a run that its config.toml holds (skipped when read)."
+            )
 
 
 def _checked(path: Path, key: str, value: Any, spec: OptionSpec) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -15,7 +16,7 @@ from visionblocks.train._checkpoint import save_checkpoint
 if TYPE_CHECKING:
     from visionblocks.train._state import RunState
 
-__all__ = ["BestCheckpoint", "Callback", "EarlyStopping", "GradNormMonitor"]
+__all__ = ["BestCheckpoint", "Callback", "EarlyStopping", "GradNormMonitor", "check_callbacks"]
 
 
 class Callback:
@@ -61,6 +62,62 @@ class Callback:
         """Called once when training ends, also after an interrupt or an error."""
 
 
+_HOOKS = tuple(name for name in vars(Callback) if name.startswith("on_"))
+"""The hooks ``fit`` calls on every callback."""
+
+
+def check_callbacks(callbacks: object) -> None:
+    """Refuse what ``fit(callbacks=...)`` cannot call: each item must have every hook.
+
+    Checked before training, so that a class passed for an instance or a plain function
+    fails here, with the fix, and not as an ``AttributeError`` when the first hook runs.
+
+    Example:
+        >>> check_callbacks([EarlyStopping("val_loss")])
+        >>> try:
+        ...     check_callbacks([EarlyStopping])
+        ... except TypeError as err:
+        ...     print(str(err).split("; ")[1])
+        pass EarlyStopping(...), an instance.
+    """
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, Sequence):
+        name = type(callbacks).__name__
+        raise TypeError(
+            f"callbacks must be a list of Callback objects; got {name}: pass callbacks=[...]."
+        )
+    for i, item in enumerate(callbacks):
+        if isinstance(item, type):
+            raise TypeError(
+                f"callbacks[{i}] is the class {item.__name__}, not an instance; pass "
+                f"{item.__name__}(...), an instance."
+            )
+        missing = [hook for hook in _HOOKS if not callable(getattr(item, hook, None))]
+        if missing:
+            what = getattr(item, "__name__", None) if callable(item) else None
+            shown = f"the function {what}" if what else f"a {type(item).__name__}"
+            raise TypeError(
+                f"callbacks[{i}] is {shown}, not a Callback (it has no {missing[0]}); subclass "
+                f"visionblocks.train.Callback and override a hook such as on_epoch_end."
+            )
+
+
+def _check_monitored(who: str, monitor: str, trainer: RunState, metrics: dict[str, float]) -> bool:
+    """Whether ``metrics`` holds ``monitor``; ``False`` in an epoch without validation.
+
+    Raises:
+        ValueError: An epoch that should hold it does not (a misspelt key, or no ``val=``).
+    """
+    if monitor in metrics:
+        return True
+    if trainer.validation_skipped:  # fit(val_every=N) between validations
+        return False
+    names = sorted(k for k in metrics if not k.startswith("_"))
+    raise ValueError(
+        f"{who} monitors {monitor!r} but the epoch's metrics are {names}; pass val= to fit() "
+        f"or monitor a train_ metric."
+    )
+
+
 def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
     if math.isnan(value):
         return False
@@ -79,8 +136,9 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs.
 
     Args:
-        monitor: A metric name, e.g. ``"val_loss"`` or ``"val_acc"``.
-        patience: Epochs without improvement to wait.
+        monitor: A metric name, e.g. ``"val_loss"`` or ``"val_acc"``; an epoch without it
+            (misspelt, or a ``val_`` metric with no validation data) is an error.
+        patience: Epochs without improvement to wait (>= 1).
         min_delta: The smallest change that counts as an improvement.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracies, else min).
 
@@ -102,6 +160,13 @@ class EarlyStopping(Callback):
         min_delta: float = 0.0,
         mode: str = "auto",
     ) -> None:
+        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
+            raise ValueError(
+                f"patience must be an int >= 1 (epochs without improvement before stopping), "
+                f"e.g. 5; got {patience!r}."
+            )
+        if not (isinstance(min_delta, int | float) and 0 <= min_delta < math.inf):
+            raise ValueError(f"min_delta must be a number >= 0, e.g. 0.001; got {min_delta!r}.")
         self.monitor = monitor
         self.patience = patience
         self.min_delta = min_delta
@@ -122,13 +187,8 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         """Track the monitored metric; ask the trainer to stop when patience runs out."""
-        if self.monitor not in metrics:
-            if trainer.validation_skipped:  # fit(val_every=N) between validations
-                return
-            raise ValueError(
-                f"EarlyStopping monitors {self.monitor!r} but the epoch's metrics are "
-                f"{sorted(metrics)}; pass val= to fit() or monitor a train_ metric."
-            )
+        if not _check_monitored("EarlyStopping", self.monitor, trainer, metrics):
+            return
         if _improved(metrics[self.monitor], self.best, self.mode, self.min_delta):
             self.best, self.bad_epochs = metrics[self.monitor], 0
             return
@@ -147,7 +207,8 @@ class BestCheckpoint(Callback):
 
     Args:
         path: Where to write the checkpoint.
-        monitor: The metric to watch.
+        monitor: The metric to watch (one of validation's ``val_`` or the epoch's ``train_``
+            metrics); an epoch without it is an error, as for :class:`EarlyStopping`.
         mode: ``"min"``, ``"max"`` or ``"auto"``.
 
     Example:
@@ -181,7 +242,9 @@ class BestCheckpoint(Callback):
 
     def on_validation_end(self, trainer: RunState, epoch: int, metrics: dict[str, float]) -> None:
         """Save the validated weights when the metric improved (rank 0 only under DDP)."""
-        value = metrics.get(self.monitor, math.nan)
+        if not _check_monitored("BestCheckpoint", self.monitor, trainer, metrics):
+            return
+        value = metrics[self.monitor]
         if _improved(value, self.best, self.mode, 0.0):
             self.best, self.best_epoch = value, epoch
             if trainer.is_main_process:

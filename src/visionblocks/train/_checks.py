@@ -8,9 +8,11 @@ import torch
 from torch import nn
 
 from visionblocks.data import DataLike, is_in_memory, labels_of, tensors_of
+from visionblocks.train._callbacks import check_callbacks
 from visionblocks.train._data import Batches
 from visionblocks.train._defaults import FIT_DEFAULTS as D
 from visionblocks.train._ema import EMA, as_ema
+from visionblocks.train._loss import check_loss_arguments
 
 __all__ = ["check_data", "check_fit_arguments", "check_labels", "check_model_fits_data"]
 
@@ -30,6 +32,9 @@ def check_fit_arguments(
     ema: float | EMA | None = None,
     accumulate: object = 1,
     val_every: object = 1,
+    loss: object = None,
+    class_weight: object = None,
+    callbacks: object = (),
 ) -> None:
     """Reject out-of-range hyper-parameters of :func:`~visionblocks.train.fit`, naming the value.
 
@@ -39,7 +44,8 @@ def check_fit_arguments(
 
     Raises:
         ValueError: A value out of range; the message starts with the argument's name.
-        TypeError: A float argument that is not a number.
+        TypeError: A float argument that is not a number, a ``loss`` that cannot take
+            ``(logits, targets)``, or a callback that is not a ``Callback`` instance.
 
     Example:
         >>> check_fit_arguments(lr=0.1, epochs=3, ema=EMA(0.99, every=2))
@@ -83,6 +89,8 @@ def check_fit_arguments(
             raise ValueError(f"{name} must be a Beta(alpha, alpha) parameter >= 0; got {alpha!r}.")
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"grad_clip must be a norm > 0 (None: no clipping); got {grad_clip!r}.")
+    check_loss_arguments(loss, class_weight)
+    check_callbacks(callbacks)
 
 
 def check_data(data: DataLike, name: str) -> None:

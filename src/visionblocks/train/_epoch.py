@@ -16,6 +16,7 @@ from visionblocks.train._data import Batches
 from visionblocks.train._distributed import all_reduce_sum
 from visionblocks.train._ema import update_ema
 from visionblocks.train._evaluate import run_eval
+from visionblocks.train._loss import check_loss_value
 from visionblocks.train._seeding import Stream
 from visionblocks.train._state import RunState, TrainingDivergedError
 
@@ -123,6 +124,8 @@ def train_pass(
             with plan.autocast():
                 logits = run.net(x)
             loss = criterion(logits.float(), target)
+            if i == 0:
+                check_loss_value(loss, criterion, logits)
             run.scaler.scale(loss / group_size).backward()  # type: ignore[no-untyped-call]
         run.step_loss = loss.detach()
         loss_sum += run.step_loss * len(y)

@@ -177,7 +177,8 @@ def fit(
     check_fit_arguments(
         epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
         warmup=warmup, label_smoothing=label_smoothing, mixup=mixup, cutmix=cutmix,
-        grad_clip=grad_clip, ema=ema, accumulate=accumulate, val_every=val_every,
+        grad_clip=grad_clip, ema=ema, accumulate=accumulate, val_every=val_every, loss=loss,
+        class_weight=class_weight, callbacks=callbacks,
     )  # fmt: skip
     averaging = one_average(ema, callbacks)
     check_data(train, "training data")

@@ -70,8 +70,44 @@ def _write_csv(path: Path, fields: Sequence[str], rows: Sequence[Mapping[str, ob
         raise
 
 
+def _cannot_write_in(folder: Path) -> str | None:
+    """Why no file can be written in ``folder`` (created if missing), or ``None`` if one can.
+
+    The loggers run it when they are made: a bad path then fails before any training
+    work, not when ``fit`` opens the files after setting the run up.
+    """
+    in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        return f"{str(in_the_way)!r} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
+
+
 def _count(row: Mapping[str, str], key: str) -> int:
     return int(float(row.get(key) or 0))
+
+
+def _writable_file(path: str | os.PathLike[str], name: str) -> Path:
+    """``path`` as a file :class:`CSVLogger` can write (its folder created), else a ValueError."""
+    file = Path(path)
+    if file.is_dir():
+        raise ValueError(
+            f"CSVLogger {name} {str(path)!r} is a folder; give a file, e.g. metrics.csv."
+        )
+    reason = _cannot_write_in(file.parent)
+    if reason is None and file.exists() and not os.access(file, os.W_OK):
+        reason = "the file is read-only"
+    if reason is not None:
+        raise ValueError(
+            f"CSVLogger cannot write to {name} {str(path)!r} ({reason}); pick a file in a folder "
+            f"you can write to."
+        )
+    return file
 
 
 class CSVLogger(Callback):
@@ -99,7 +135,9 @@ class CSVLogger(Callback):
         steps_path: The per-step file; default ``<path stem>_steps.csv`` next to ``path``.
 
     Raises:
-        ValueError: ``path`` is a folder, or ``every_n_steps`` is not an int >= 1.
+        ValueError: ``path`` (or ``steps_path``) is a folder or cannot be written (its
+            folder is created here to find out), or ``every_n_steps`` is not an int >= 1:
+            both checked here, before any training.
 
     Example:
         >>> import csv, tempfile, visionblocks as vb
@@ -124,17 +162,15 @@ class CSVLogger(Callback):
         steps_path: str | os.PathLike[str] | None = None,
     ) -> None:
         _check_every(every_n_steps, optional=True)
-        self.path = Path(path)
-        if self.path.is_dir():
-            raise ValueError(
-                f"CSVLogger path {str(path)!r} is a folder; give a file, e.g. metrics.csv."
-            )
+        self.path = _writable_file(path, "path")
         self.every_n_steps = every_n_steps
         self.steps_path = (
             Path(steps_path)
             if steps_path is not None
             else self.path.with_name(f"{self.path.stem}_steps.csv")
         )
+        if every_n_steps is not None:
+            _writable_file(self.steps_path, "steps_path")
         self._fields: list[str] = []
         self._rows: list[dict[str, Any]] = []
         self._file: IO[str] | None = None
@@ -227,15 +263,12 @@ def _summary_writer_class() -> Any:
 def _writable_folder(log_dir: str | os.PathLike[str]) -> Path:
     """``log_dir``, created; checked here so that a bad folder fails before training starts."""
     folder = Path(log_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
+    reason = _cannot_write_in(folder)
+    if reason is not None:
         raise ValueError(
-            f"TensorBoardLogger cannot write to log_dir {str(log_dir)!r} ({err.strerror or err}); "
+            f"TensorBoardLogger cannot write to log_dir {str(log_dir)!r} ({reason}); "
             f"pick a folder you can write to."
-        ) from None
+        )
     return folder
 
 
