@@ -9,8 +9,9 @@ labels on ``--device``, with the same number of DataLoader workers:
   with ``RandomCrop(28, padding=4)``, ``RandomHorizontalFlip()``, ``ToTensor()``,
   ``Normalize(mean, std)`` per image in the workers, ``DataLoader(shuffle=True)``;
 * visionblocks: ``load_dataset(folder, in_memory=False)`` and
-  :class:`~visionblocks.data.StreamLoader`: workers only decode (``torchvision.io``) and
-  collate uint8; crop, flip and normalization run on the whole batch on ``--device``.
+  :class:`~visionblocks.data.StreamLoader`: workers only decode (Pillow,
+  ``decode_image_file``) and collate uint8; crop, flip and normalization run on the whole
+  batch on ``--device``.
 
 Each side runs ``--epochs`` full epochs, timed end to end, worker start-up included.
 

@@ -147,10 +147,7 @@ def test_options_that_do_not_combine_are_refused(
 
 def test_image_size_on_a_named_dataset_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     err = error_of(["train", "--image-size", "32", "--val-fraction", "0.1"], capsys)
-    assert "--image-size and --val-fraction apply to image folders" in err
-    assert "--image-size applies to image folders" in error_of(
-        ["train", "--image-size", "32"], capsys
-    )
+    assert "--image-size applies to image folders; 'sample' is a built-in dataset" in err
 
 
 def fail_fit(*args: object, **kwargs: object) -> None:
@@ -205,13 +202,14 @@ def interrupting_fit(at: int) -> Callable[..., Any]:
     return patched
 
 
-# 200 images in batches of 64: 3 full steps per epoch. Step 2 is inside epoch 1 (no
-# checkpoint yet), step 3 the last of epoch 1 (before its validation), step 5 inside epoch 2.
+# 220 images, 200 of them for training, in batches of 64: 3 full steps per epoch. Step 2 is
+# inside epoch 1 (no checkpoint yet), step 3 the last of epoch 1 (before its validation),
+# step 5 inside epoch 2.
 @pytest.mark.parametrize("at", [2, 3, 5])
 def test_resume_after_ctrl_c_ends_with_the_weights_of_an_uninterrupted_run(
     at: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["train", "--model", "simple_cnn_bn", "--limit", "200", "--epochs", "2",
+    argv = ["train", "--model", "simple_cnn_bn", "--limit", "220", "--epochs", "2",
             "--precision", "fp32", "--no-progress", "--seed", "3"]  # fmt: skip
     assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
     with monkeypatch.context() as patch:
@@ -268,7 +266,10 @@ def test_config_toml_repeats_the_run_and_records_its_environment(
 
 def test_flags_override_the_config_file(tmp_path: Path) -> None:
     path = tmp_path / "run.toml"
-    path.write_text("epochs = 3\nbatch-size = 32\nseed = 9\nno_progress = true\n[fit]\nlr = 1.0\n")
+    path.write_text(
+        "epochs = 3\nbatch-size = 32\nseed = 9\nno_progress = true\n[fit]\nlr = 1.0\n"
+        '[environment]\ntorch = "x"\n'
+    )
     args = build_parser().parse_args(["train", "--config", str(path), "--epochs", "5"])
     options = train_module.resolve_options(args)
     assert (options.epochs, options.batch_size, options.seed) == (5, 32, 9)
@@ -393,7 +394,7 @@ def test_a_folder_without_test_is_evaluated_on_its_validation_split(
             "--image-size", "24", "--val-fraction", "0.25", "--precision", "fp32",
             "--no-progress", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
-    assert "evaluating on the val split" in capsys.readouterr().out
+    assert "on the val split (there is no test split)" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     # 25% of each class of 20 held out: never the 45 training images.
     counts = (metrics["eval_split"], metrics["val_images"], metrics["train_images"])
@@ -412,6 +413,22 @@ def test_a_folder_with_test_is_evaluated_on_it(tmp_path: Path) -> None:
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["eval_split"], metrics["test_images"]) == ("test", 12)
+    # Validation is 20% of train/ (2 of each class's 8), never test/ (0.2 validated on test).
+    assert (metrics["val_images"], metrics["train_images"]) == (6, 18)
+
+
+def test_a_built_in_dataset_validates_on_part_of_its_training_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--model", "simple_cnn", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "validating on 20 images of sample/train[:200] (val part)" in printed
+    assert "evaluating once, at the end, on the test split" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    counts = (metrics["train_images"], metrics["val_images"], metrics["test_images"])
+    assert counts == (180, 20, 200)  # 10% of each class of the 200 training images
+    assert tomllib.loads((out / "config.toml").read_text())["val_fraction"] == 0.1
 
 
 def test_fine_tune_from_a_local_checkpoint(tmp_path: Path) -> None:

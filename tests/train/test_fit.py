@@ -212,7 +212,12 @@ def test_ctrl_c_mid_epoch_returns_the_last_completed_epochs_weights(
     common = {"batch_size": 64, "progress": False, "seed": 0, "precision": "fp32", "ema": ema}
     model = tiny_model()
     history = fit(
-        model, small, small, epochs=3, checkpoint_dir=tmp_path, callbacks=[InterruptAt(step=9)],
+        model,
+        small,
+        small,
+        epochs=3,
+        checkpoint_dir=tmp_path,
+        callbacks=[InterruptAt(step=9)],
         **common,
     )  # type: ignore[arg-type]
     assert history.interrupted
@@ -239,7 +244,12 @@ def test_ctrl_c_in_the_first_epoch_marks_the_weights_partial(
 ) -> None:
     model = tiny_model()
     history = fit(
-        model, small, epochs=2, batch_size=64, progress=False, checkpoint_dir=tmp_path,
+        model,
+        small,
+        epochs=2,
+        batch_size=64,
+        progress=False,
+        checkpoint_dir=tmp_path,
         callbacks=[InterruptAt(step=3)],
     )  # type: ignore[arg-type]
     assert len(history) == 0

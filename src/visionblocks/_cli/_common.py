@@ -18,6 +18,7 @@ from visionblocks import models
 from visionblocks._paths import write_probe
 from visionblocks.data import DATASETS, ImageDataset, StreamingDataset, load_dataset, subset
 from visionblocks.data import normalize as normalize_images
+from visionblocks.data._dataset import subset_indices
 from visionblocks.inference import load_model, model_card
 from visionblocks.models import create_model, list_models
 
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 DEFAULT_VAL_FRACTION = 0.2
+#: The share of a built-in dataset's training split held out for validation by default.
+NAMED_VAL_FRACTION = 0.1
 """Share of an image folder held out for validation when it has neither val/ nor test/."""
 
 
@@ -109,7 +112,7 @@ def check_data_options(
     """Check ``--limit``, ``--image-size`` and ``--val-fraction`` before any data is read.
 
     The one guard of the image-folder options: each in range, and given only for an
-    image folder (``--val-fraction`` only for one without its own ``val/``).
+    image folder (``--val-fraction`` for a built-in dataset or a folder without ``val/``).
     """
     check_limit(max_images)
     if image_size is not None and image_size < 1:
@@ -117,12 +120,10 @@ def check_data_options(
     if val_fraction is not None and not 0 < val_fraction < 1:  # NaN fails both comparisons
         raise CLIError(f"--val-fraction must be in (0, 1), e.g. 0.2; got {val_fraction}.")
     if name.lower() in DATASETS or not Path(name).is_dir():
-        given = [f for f, v in (("--image-size", image_size), ("--val-fraction", val_fraction))
-                 if v is not None]  # fmt: skip
-        if given:
+        if image_size is not None:
             raise CLIError(
-                f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to image folders; "
-                f"{name!r} is a built-in dataset with its own test split (images of one size)."
+                f"--image-size applies to image folders; {name!r} is a built-in dataset "
+                f"(images of one size)."
             )
     elif (Path(name) / "val").is_dir() and val_fraction is not None:
         raise CLIError(
@@ -173,21 +174,24 @@ def load_splits(
     image_size: int | None = None,
     val_fraction: float | None = None,
 ) -> Splits:
-    """The splits of a training run, never evaluating on the training images.
+    """The splits of a training run: the test split is never used to choose anything.
 
-    A built-in dataset validates and is evaluated on its test split. An image folder
-    is evaluated on its ``test/`` subfolder if it has one, else on its validation
-    split: its ``val/`` subfolder, or ``val_fraction`` of its training images held out
-    (:data:`DEFAULT_VAL_FRACTION` when neither subfolder exists). The options are
-    checked by :func:`check_data_options`.
+    Validation (what early stopping, the plateau schedule and the epoch lines see) is a
+    ``val/`` subfolder, or else a stratified part of the training images held out with
+    seed 0: ``val_fraction`` of them (default :data:`NAMED_VAL_FRACTION` of a built-in
+    dataset's, :data:`DEFAULT_VAL_FRACTION` of a folder's). The run is evaluated once, at
+    the end, on the test split (a built-in dataset's, or a ``test/`` subfolder); a folder
+    without ``test/`` is evaluated on its validation split, and the run says so. The
+    options are checked by :func:`check_data_options`.
     """
     if name.lower() in DATASETS or not Path(name).is_dir():
-        named = load_data(name, "train", root, max_images)
+        fraction = NAMED_VAL_FRACTION if val_fraction is None else val_fraction
+        named, named_val = hold_out(load_data(name, "train", root, max_images), fraction)
         named_test = load_data(name, "test", root, max_images)
-        return Splits(named, named_test, named_test, "test", None)
+        return Splits(named, named_val, named_test, "test", fraction)
     folder = Path(name)
     has_val, has_test = (folder / "val").is_dir(), (folder / "test").is_dir()
-    if not has_val and not has_test and val_fraction is None:
+    if not has_val and val_fraction is None:
         val_fraction = DEFAULT_VAL_FRACTION
     sized: dict[str, Any] = {} if image_size is None else {"image_size": image_size}
     split_kw = {**sized, **({} if val_fraction is None else {"val_fraction": val_fraction})}
@@ -198,14 +202,31 @@ def load_splits(
         data = load_dataset(folder, split, root=root, in_memory=in_memory, **kwargs)
         return limit(data, max_images) if isinstance(data, ImageDataset) else data
 
-    train = read("train", **split_kw)
-    val = read("val", **split_kw) if has_val or val_fraction is not None else None
-    test = read("test", **sized) if has_test else None
-    if test is not None:
-        return Splits(train, val if val is not None else test, test, "test", val_fraction)
-    if val is None:  # pragma: no cover - a folder without test/ always gets a val split
-        raise RuntimeError(f"no validation split for {folder}")
+    train, val = read("train", **split_kw), read("val", **split_kw)
+    if has_test:
+        return Splits(train, val, read("test", **sized), "test", val_fraction)
     return Splits(train, val, val, "val", val_fraction)
+
+
+def hold_out(data: ImageDataset, fraction: float) -> tuple[ImageDataset, ImageDataset]:
+    """``data`` split into training and validation images: ``fraction`` of each class held out.
+
+    The choice is seeded (seed 0), so every run of a dataset validates on the same images;
+    both parts keep ``data``'s ``mean``/``std``.
+
+    Example:
+        >>> from visionblocks.data import load_dataset
+        >>> train, val = hold_out(load_dataset("sample"), 0.1)
+        >>> len(train), len(val), val.labels.bincount().tolist()
+        (1800, 200, [20, 20, 20, 20, 20, 20, 20, 20, 20, 20])
+    """
+    held = torch.zeros(len(data), dtype=torch.bool)
+    held[subset_indices(data, fraction, seed=0)] = True
+    train, val = (
+        dataclasses.replace(data, images=data.images[part], labels=data.labels[part], name=name)
+        for part, name in ((~held, f"{data.name} (train part)"), (held, f"{data.name} (val part)"))
+    )
+    return train, val
 
 
 def probe_writable(folder: Path, flag: str) -> None:

@@ -377,7 +377,8 @@ def _run_in(
         f"training {name}{how} on {train.name} ({len(train):,} images {train.image_shape}, "
         f"{train.num_classes} classes), {fit_kwargs['epochs']} epochs in batches of "
         f"{fit_kwargs['batch_size']}; validating on {len(val):,} images of {val.name}; "
-        f"evaluating on the {split} split{' with flip TTA' if tta else ''}"
+        f"evaluating once, at the end, on the {split} split{' with flip TTA' if tta else ''}"
+        f"{' (there is no test split)' if split == 'val' else ''}"
     )
     started = time.perf_counter()
     history = _train(args, model, (train, val), fit_kwargs, out, resuming=resuming)
@@ -400,7 +401,7 @@ def _run_in(
     metrics = {
         "model": name, "recipe": args.recipe, "dataset": args.dataset, "epochs": len(history),
         "interrupted": history.interrupted, "partial_epoch": partial, "tta": tta,
-        "train_images": len(train),
+        "train_images": len(train), "val_images": len(val),
         "eval_split": split, f"{split}_images": len(test), "seconds": round(seconds, 1),
         f"{split}_accuracy": result.accuracy, f"{split}_loss": result.loss,
         "per_class_accuracy": dict(zip(test.classes, result.per_class_accuracy, strict=True)),

@@ -169,6 +169,29 @@ def subset(
         >>> len(small), small.labels.tolist(), small.name
         (4, [0, 0, 1, 1], 'images[40%]')
     """
+    index = subset_indices(dataset, fraction, stratified=stratified, seed=seed)
+    return ImageDataset(
+        dataset.images[index],
+        dataset.labels[index],
+        list(dataset.classes),
+        f"{dataset.name}[{fraction:.0%}]",
+        dataset.mean,
+        dataset.std,
+        dataset.transform,
+    )
+
+
+def subset_indices(
+    dataset: ImageDataset, fraction: float, *, stratified: bool = True, seed: int = 0
+) -> torch.Tensor:
+    """The sorted indices of the images :func:`subset` keeps (same arguments).
+
+    Example:
+        >>> ds = ImageDataset(torch.zeros(10, 1, 2, 2, dtype=torch.uint8),
+        ...                   torch.tensor([0] * 5 + [1] * 5), ["a", "b"])
+        >>> len(subset_indices(ds, 0.4))
+        4
+    """
     if not isinstance(fraction, int | float) or isinstance(fraction, bool):
         raise TypeError(f"fraction must be a number in (0, 1], e.g. 0.1 for 10%; got {fraction!r}.")
     if not 0.0 < fraction <= 1.0:
@@ -186,13 +209,4 @@ def subset(
     else:
         keep = max(1, round(fraction * len(dataset)))
         index = torch.randperm(len(dataset), generator=generator)[:keep]
-    index = index.sort().values
-    return ImageDataset(
-        dataset.images[index],
-        dataset.labels[index],
-        list(dataset.classes),
-        f"{dataset.name}[{fraction:.0%}]",
-        dataset.mean,
-        dataset.std,
-        dataset.transform,
-    )
+    return index.sort().values
