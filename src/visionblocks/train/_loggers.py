@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from visionblocks._paths import write_probe
 from visionblocks.train._callbacks import Callback
 
 if TYPE_CHECKING:
@@ -79,13 +79,7 @@ def _cannot_write_in(folder: Path) -> str | None:
     in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     if in_the_way is not None:
         return f"{str(in_the_way)!r} is a file, not a folder"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        return err.strerror or str(err)
-    return None
+    return write_probe(folder)
 
 
 def _count(row: Mapping[str, str], key: str) -> int:
