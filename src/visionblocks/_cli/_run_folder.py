@@ -41,10 +41,11 @@ class RunFolder:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp()) / "run"
         >>> with RunFolder(folder, flag="--out") as run:
-        ...     RunFolder(folder, flag="--out").claim()
-        Traceback (most recent call last):
-        ...
-        visionblocks.cli.CLIError: --out ... is in use by another visionblocks run ...
+        ...     try:
+        ...         RunFolder(folder, flag="--out").claim()
+        ...     except CLIError as err:
+        ...         print("in use by another visionblocks run" in str(err))
+        True
     """
 
     def __init__(self, path: Path, *, flag: str) -> None:
