@@ -448,3 +448,38 @@ def test_fine_tune_from_a_local_checkpoint(tmp_path: Path) -> None:
     assert (end - start).norm() < 0.5 * (end - fresh).norm()
     model = vb.load_model(tuned / "model.pt")
     assert model.num_classes == 10
+
+
+def test_eval_re_evaluates_an_own_folder_run_on_its_validation_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_folder(tmp_path / "photos", per_class=20)
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", str(folder), "--model", "simple_cnn", "--epochs", "1",
+            "--image-size", "24", "--val-fraction", "0.25", "--precision", "fp32",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    accuracy = json.loads((out / "metrics.json").read_text())["val_accuracy"]
+    capsys.readouterr()
+    # 0.2 could not: no --image-size (the files are 24-26 px wide), splits train/test only.
+    for extra in ([], ["--split", "val"]):
+        assert main(["eval", str(out / "model.pt"), "--precision", "fp32", *extra]) == 0
+        printed = capsys.readouterr().out
+        assert "(15 images)" in printed  # the 5 held-out images of each class, again
+        assert f"accuracy {accuracy:.2%}" in printed
+    assert main(["eval", str(out / "model.pt"), "--split", "test"]) == 1
+    assert "has no test split (no test/ subfolder); evaluate --split val" in capsys.readouterr().err
+
+
+def test_eval_of_a_built_in_dataset_run_reproduces_its_test_accuracy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["train", *QUICK, "--model", "simple_cnn", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    capsys.readouterr()
+    argv = ["eval", str(out / "model.pt"), "--limit", "200", "--precision", "fp32"]
+    assert main(argv) == 0
+    assert f"accuracy {metrics['test_accuracy']:.2%}" in capsys.readouterr().out
+    assert main([*argv, "--split", "val"]) == 0
+    assert "sample/train[:200] (val part) (20 images)" in capsys.readouterr().out

@@ -71,14 +71,16 @@ def has_matplotlib() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--dataset``, ``--root`` and ``--limit``."""
+def add_data_arguments(
+    parser: argparse.ArgumentParser, *, default: str | None = "sample", default_help: str = ""
+) -> None:
+    """``--dataset`` (``default``, described by ``default_help``), ``--root`` and ``--limit``."""
     parser.add_argument(
         "--dataset",
-        default="sample",
+        default=default,
         help="sample (built in, offline), fashion-mnist, mnist, cifar10, cifar100, or the path "
         "of an image folder with one subfolder per class, or with train/ (and val/, test/) "
-        "subfolders of those (default: sample)",
+        f"subfolders of those (default: {default_help or default})",
     )
     parser.add_argument("--root", help="folder holding the dataset files")
     parser.add_argument(
@@ -171,7 +173,7 @@ def load_splits(
     root: str | None,
     max_images: int | None = None,
     *,
-    image_size: int | None = None,
+    image_size: int | tuple[int, int] | None = None,
     val_fraction: float | None = None,
 ) -> Splits:
     """The splits of a training run: the test split is never used to choose anything.

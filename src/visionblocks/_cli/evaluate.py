@@ -9,14 +9,17 @@ import torch
 
 from visionblocks._cli._common import (
     CLIError,
+    TrainedModel,
     add_checkpoint_argument,
     add_data_arguments,
     add_device_arguments,
     has_matplotlib,
-    load_data,
+    load_splits,
     load_trained,
     normalize,
 )
+from visionblocks._cli._train_plan import Data
+from visionblocks.data import DATASETS, decode_image_file
 from visionblocks.train import evaluate
 
 __all__ = ["add_eval_parsers", "read_image"]
@@ -36,7 +39,7 @@ def _confusion_text(confusion: torch.Tensor, classes: list[str]) -> str:
 
 def _eval(args: argparse.Namespace) -> int:
     trained = load_trained(args.checkpoint)
-    data = load_data(args.dataset, args.split, args.root, args.limit)
+    data = _split_of_the_run(args, trained)
     if trained.image_shape is not None and data.image_shape != trained.image_shape:
         raise CLIError(
             f"{args.checkpoint} was trained on {trained.image_shape} images but {data.name} has "
@@ -63,30 +66,55 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split_of_the_run(args: argparse.Namespace, trained: TrainedModel) -> Data:
+    """The split to evaluate: of ``--dataset``, else of the dataset the run trained on.
+
+    The splits are the ones ``train`` made (:func:`load_splits`: the same held-out
+    validation images, by the fraction the run recorded), and an image folder is read at
+    the size the model was trained at, so ``eval RUN/model.pt --split val`` re-evaluates a
+    run on exactly its validation images.
+    """
+    dataset = args.dataset if args.dataset is not None else trained.state.get("dataset")
+    if not isinstance(dataset, str):
+        raise CLIError(
+            f"{args.checkpoint} does not record the dataset it trained on; pass --dataset."
+        )
+    split = args.split if args.split is not None else trained.state.get("eval_split", "test")
+    folder = Path(dataset).is_dir() and dataset.lower() not in DATASETS
+    shape = trained.image_shape
+    size = (shape[1], shape[2]) if folder and shape is not None else None
+    stored = trained.state.get("val_fraction")
+    fraction = stored if isinstance(stored, float) and args.dataset in (None, dataset) else None
+    if folder and (Path(dataset) / "val").is_dir():
+        fraction = None
+    splits = load_splits(dataset, args.root, args.limit, image_size=size, val_fraction=fraction)
+    if split == "test" and splits.eval_split != "test":
+        raise CLIError(
+            f"{dataset!r} has no test split (no test/ subfolder); evaluate --split val, the "
+            f"images the run held out."
+        )
+    chosen: Data = {"train": splits.train, "val": splits.val, "test": splits.test}[split]
+    return chosen
+
+
 def read_image(path: str, shape: tuple[int, int, int] | None) -> torch.Tensor:
     """Read an image file as a uint8 ``(C, H, W)`` tensor of ``shape`` (if given).
 
-    Pillow (a dependency of torchvision) reads it: PNG, JPEG, BMP, GIF, TIFF, WebP, ...
-    It is converted to grayscale or RGB to match ``shape`` and resized to its ``(H, W)``.
+    The one decoder of training and ``predict`` reads it
+    (:func:`~visionblocks.data.decode_image_file`: EXIF orientation, palette colours),
+    brought to ``shape``'s channels and ``(H, W)``, so Grad-CAM explains the pixels the
+    model was trained on.
 
     Raises:
         CLIError: The file is missing or is not an image Pillow can decode.
     """
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.v2 import functional as TF
-
-    file = Path(path)
-    if not file.is_file():
+    if not Path(path).is_file():
         raise CLIError(f"no image file at {path!r}.")
+    channels, size = (shape[0], (shape[1], shape[2])) if shape is not None else (None, None)
     try:
-        with Image.open(file) as opened:
-            picture = opened.convert("L" if shape is not None and shape[0] == 1 else "RGB")
-    except (UnidentifiedImageError, OSError) as err:
-        raise CLIError(f"cannot read {path!r}: not an image file (PNG, JPEG, BMP, ...).") from err
-    if shape is not None and (picture.height, picture.width) != shape[1:]:
-        picture = picture.resize((shape[2], shape[1]), Image.Resampling.BILINEAR)
-    image: torch.Tensor = TF.pil_to_tensor(picture)  # (C, H, W) uint8
-    return image
+        return decode_image_file(path, channels, size)
+    except ValueError as err:  # CorruptDatasetError included: one line naming the file
+        raise CLIError(str(err)) from None
 
 
 def _gradcam(args: argparse.Namespace) -> int:
@@ -123,8 +151,11 @@ def add_eval_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     """Register ``eval`` and ``gradcam``."""
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion matrix")
     add_checkpoint_argument(p)
-    add_data_arguments(p)
-    p.add_argument("--split", default="test", choices=("train", "test"))
+    add_data_arguments(p, default=None, default_help="the dataset the run trained on")
+    p.add_argument(
+        "--split", choices=("train", "val", "test"), help="default: the split the run was "
+        "evaluated on; val: the images it held out for validation (the same ones)",
+    )  # fmt: skip
     p.add_argument("--tta", action="store_true", help="average with the mirrored image")
     p.add_argument("--out", help="folder for confusion.png (needs matplotlib)")
     add_device_arguments(p)

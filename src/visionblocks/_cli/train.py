@@ -45,7 +45,7 @@ from visionblocks._cli._train_plan import (
     plan_model,
 )
 from visionblocks._cli.config import OptionSpec, option_specs, read_config, toml_value, write_config
-from visionblocks.data import AUGMENT_PRESETS
+from visionblocks.data import AUGMENT_PRESETS, DATASETS
 from visionblocks.model_file import card_of
 from visionblocks.train import (
     FIT_DEFAULTS,
@@ -252,6 +252,12 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(**{**options.defaults, **base, **given}, train_options=options)
 
 
+def _dataset_path(dataset: str) -> str:
+    """A folder's absolute path (so ``eval`` finds it from anywhere), else the name."""
+    folder = Path(dataset)
+    return str(folder.resolve()) if folder.is_dir() and dataset.lower() not in DATASETS else dataset
+
+
 def _default_out(model: str, dataset: str) -> Path:
     return Path("runs") / f"{model}-{Path(dataset).name or 'data'}"
 
@@ -393,8 +399,9 @@ def _run_in(
     # where it came from and how it scored.
     save_checkpoint(
         out / "model.pt", model,
-        extra={"dataset": args.dataset, "seed": args.seed, "eval_split": split,
-               f"{split}_accuracy": result.accuracy, "tta": tta},
+        extra={"dataset": _dataset_path(args.dataset), "seed": args.seed, "eval_split": split,
+               "val_fraction": args.val_fraction, f"{split}_accuracy": result.accuracy,
+               "tta": tta},
     )  # fmt: skip
     history.to_csv(out / "history.csv")
     history.to_json(out / "history.json")
