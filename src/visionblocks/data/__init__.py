@@ -32,6 +32,7 @@ from visionblocks.data._load import DATASETS, FASHION_MNIST_CLASSES, load_datase
 from visionblocks.data._loader import DeviceLoader
 from visionblocks.data._loader_options import LoaderOptions
 from visionblocks.data._mix import CutMix, MixUp
+from visionblocks.data._resize import RESIZE_RULES, resize_image
 from visionblocks.data._stream import STATS_SAMPLE, StreamingDataset, stream_threshold
 from visionblocks.data._stream_loader import StreamLoader, default_num_workers
 from visionblocks.data.contract import (
@@ -80,6 +81,9 @@ __all__ = [
     "default_num_workers",
     "stream_threshold",
     "STATS_SAMPLE",
+    # resizing, one rule for training, evaluation and prediction
+    "RESIZE_RULES",
+    "resize_image",
     # per-sample augmentation
     "augmentation",
     "AUGMENT_PRESETS",

@@ -31,10 +31,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from PIL import ExifTags, Image
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from visionblocks.data._errors import CorruptDatasetError
+from visionblocks.data._resize import check_resize_rule, resize_image
 
 __all__ = ["decode_image_file", "image_header"]
 
@@ -102,19 +101,22 @@ def decode_image_file(
     image: str | os.PathLike[str] | Image.Image,
     channels: int | None = None,
     size: tuple[int, int] | None = None,
+    resize: str = "squash",
 ) -> torch.Tensor:
     """Decode an image file, or an opened PIL image, to a uint8 ``(C, H, W)`` tensor.
 
     The module's rules bring it to 1 (grayscale) or 3 (RGB) channels. ``channels``
     then converts: grayscale is repeated to RGB, RGB becomes grayscale with Pillow's
-    ITU-R 601 integer weights. ``size`` is a plain bilinear, antialiased resize to
-    ``(height, width)``; the aspect ratio is not kept (what
-    :func:`~visionblocks.inference.predict` does too). ``None`` keeps either as it is.
+    ITU-R 601 integer weights. ``size`` brings the image to ``(height, width)`` by the
+    ``resize`` rule (:func:`~visionblocks.data.resize_image`: ``"squash"`` does not keep
+    the aspect ratio, ``"shorter-side+center-crop"`` does and cuts the centre), the one
+    resize :func:`~visionblocks.inference.predict` uses too. ``None`` keeps either as it is.
 
     Raises:
         CorruptDatasetError: The file cannot be decoded; the message names it.
         ValueError: The image is too large for Pillow's decompression-bomb limit, or has
-            32-bit pixels (modes ``I``, ``F``); the message names the file.
+            32-bit pixels (modes ``I``, ``F``); the message names the file. An unknown
+            ``resize`` rule.
 
     Example:
         >>> import tempfile
@@ -129,6 +131,7 @@ def decode_image_file(
         >>> image.shape, image.dtype, int(image[0, 0, 0])  # 255 * 0.299
         (torch.Size([1, 2, 3]), torch.uint8, 76)
     """
+    check_resize_rule(resize)
     if isinstance(image, Image.Image):
         source = str(getattr(image, "filename", "") or "the PIL image")
         tensor = _to_tensor(image, source)
@@ -137,11 +140,8 @@ def decode_image_file(
             tensor = _to_tensor(opened, str(image))
     if channels is not None:
         tensor = _to_channels(tensor, channels)
-    if size is not None and tuple(tensor.shape[-2:]) != size:
-        resized: torch.Tensor = TF.resize(
-            tensor, list(size), InterpolationMode.BILINEAR, antialias=True
-        )
-        return resized
+    if size is not None:
+        return resize_image(tensor, size, resize)
     return tensor
 
 

@@ -27,9 +27,14 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "SPLITS",
     "FolderIndex",
+    "ImageEntry",
+    "check_val_fraction",
     "decode_image_file",
+    "held_out",
     "image_size_pair",
+    "index_entries",
     "index_folder",
+    "read_entry",
     "read_images",
 ]
 
@@ -39,15 +44,17 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class FolderIndex:
-    """The files of one split of an image folder, and how to decode them.
+    """The files of one split of an image folder (or labels file), and how to decode them.
 
     Attributes:
-        files: Image files, in label-then-path order.
+        files: Image files, in label-then-path order (a labels file: in its row order).
         labels: Class index of each file.
         classes: Class names (sorted subfolder names); ``classes[label]`` names a label.
         channels: 1 if every image of the folder (all splits) is grayscale, else 3.
         size: ``(height, width)`` every image is decoded to.
         name: ``"<folder>/<split>"``.
+        resize: How images of another size are brought to ``size`` (a rule of
+            :func:`~visionblocks.data.resize_image`).
     """
 
     files: tuple[Path, ...]
@@ -56,6 +63,7 @@ class FolderIndex:
     channels: int
     size: tuple[int, int]
     name: str
+    resize: str = "squash"
 
     @property
     def decoded_bytes(self) -> int:
@@ -86,7 +94,9 @@ def image_size_pair(image_size: object) -> tuple[int, int] | None:
 
 
 @dataclass
-class _Entry:
+class ImageEntry:
+    """One image file, its class name, and what its header says: ``(height, width)``, gray."""
+
     path: Path
     class_name: str
     size: tuple[int, int]  # (height, width)
@@ -100,6 +110,7 @@ def index_folder(
     val_fraction: float | None = None,
     image_size: tuple[int, int] | None = None,
     seed: int = 0,
+    resize: str = "squash",
 ) -> FolderIndex:
     """Find the files of ``split`` in an image folder and decide channels and size.
 
@@ -113,34 +124,65 @@ def index_folder(
             images of different sizes without ``image_size``, an image over Pillow's
             decompression-bomb limit, or one with 32-bit pixels.
     """
+    check_val_fraction(val_fraction)
+    present = [s for s in SPLITS if (root / s).is_dir()]
+    folders = {s: root / s for s in present} if present else {"train": root}
+    _check_split_exists(root, split, folders, val_fraction)
+    classes = _class_names(folders["train"] if "train" in folders else folders[split])
+    entries = {name: _scan(folder, classes) for name, folder in folders.items()}
+    source = "train" if split == "val" and "val" not in folders else split
+    return index_entries(
+        entries[source], [e for found in entries.values() for e in found], classes,
+        split=split, val_fraction=None if "val" in folders else val_fraction, seed=seed,
+        image_size=image_size, resize=resize, name=f"{root}/{split}",
+    )  # fmt: skip
+
+
+def check_val_fraction(val_fraction: object) -> None:
+    """A ``ValueError`` unless ``val_fraction`` is ``None`` or a number in (0, 1)."""
     if val_fraction is not None and not (
         isinstance(val_fraction, int | float) and 0 < val_fraction < 1
     ):
         raise ValueError(
             f"val_fraction must be a fraction in (0, 1), e.g. 0.2; got {val_fraction!r}."
         )
-    present = [s for s in SPLITS if (root / s).is_dir()]
-    folders = {s: root / s for s in present} if present else {"train": root}
-    _check_split_exists(root, split, folders, val_fraction)
-    classes = _class_names(folders["train"] if "train" in folders else folders[split])
-    entries = {name: _scan(folder, classes) for name, folder in folders.items()}
-    everything = [e for found in entries.values() for e in found]
+
+
+def index_entries(
+    entries: Sequence[ImageEntry],
+    everything: Sequence[ImageEntry],
+    classes: Sequence[str],
+    *,
+    split: str,
+    val_fraction: float | None,
+    seed: int,
+    image_size: tuple[int, int] | None,
+    resize: str,
+    name: str,
+) -> FolderIndex:
+    """The :class:`FolderIndex` of ``split`` from the images of its source.
+
+    ``entries`` are the images ``split`` is drawn from; ``everything`` every image of the
+    dataset (all splits), which decides the channels and, without ``image_size``, the
+    size. With ``val_fraction``, ``"train"`` and ``"val"`` are the two disjoint parts of
+    ``entries`` that :func:`held_out` draws. The one place both image folders and labels
+    files make their splits, so the two split alike.
+    """
     channels = 1 if all(e.gray for e in everything) else 3
     size = image_size or _common_size(everything)
-
-    source = "train" if split == "val" and "val" not in folders else split
-    chosen = entries[source]
-    if val_fraction is not None and split in ("train", "val") and "val" not in folders:
-        held_out = _held_out(chosen, classes, val_fraction, seed)
-        chosen = [e for i, e in enumerate(chosen) if (i in held_out) == (split == "val")]
-    label_of = {name: i for i, name in enumerate(classes)}
+    chosen = list(entries)
+    if val_fraction is not None and split in ("train", "val"):
+        held = held_out(chosen, classes, val_fraction, seed)
+        chosen = [e for i, e in enumerate(chosen) if (i in held) == (split == "val")]
+    label_of = {class_name: i for i, class_name in enumerate(classes)}
     return FolderIndex(
         files=tuple(e.path for e in chosen),
         labels=tuple(label_of[e.class_name] for e in chosen),
         classes=tuple(classes),
         channels=channels,
         size=size,
-        name=f"{root}/{split}",
+        name=name,
+        resize=resize,
     )
 
 
@@ -182,7 +224,7 @@ def _class_names(folder: Path) -> list[str]:
     return classes
 
 
-def _scan(folder: Path, classes: list[str]) -> list[_Entry]:
+def _scan(folder: Path, classes: list[str]) -> list[ImageEntry]:
     """Every image of ``folder``'s class subfolders, with its size and colour from its header."""
     extra = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     unknown = [name for name in extra if name not in classes]
@@ -191,7 +233,7 @@ def _scan(folder: Path, classes: list[str]) -> list[_Entry]:
             f"{folder} has the class folder {unknown[0]!r}, which the training split does not "
             f"have (its classes: {', '.join(classes)}); rename or remove it."
         )
-    entries: list[_Entry] = []
+    entries: list[ImageEntry] = []
     skipped: list[Path] = [p for p in folder.iterdir() if p.is_file() and p.name[0] != "."]
     for name in extra:
         found = sorted((folder / name).rglob("*"))
@@ -204,7 +246,7 @@ def _scan(folder: Path, classes: list[str]) -> list[_Entry]:
                 f"the class folder {folder / name} has no images ({', '.join(IMAGE_SUFFIXES)}); "
                 f"add images or remove the folder."
             )
-        entries += [_read_header(p, name) for p in images]
+        entries += [read_entry(p, name) for p in images]
     if skipped:
         warnings.warn(
             f"{folder}: skipped {len(skipped)} file(s) that are not images in a class folder "
@@ -226,12 +268,13 @@ def _check_links(paths: Sequence[Path]) -> None:
             )
 
 
-def _read_header(path: Path, class_name: str) -> _Entry:
+def read_entry(path: Path, class_name: str) -> ImageEntry:
+    """The :class:`ImageEntry` of ``path``, from its header (the pixels are not decoded)."""
     size, channels = image_header(path)
-    return _Entry(path, class_name, size, channels == 1)
+    return ImageEntry(path, class_name, size, channels == 1)
 
 
-def _common_size(entries: Sequence[_Entry]) -> tuple[int, int]:
+def _common_size(entries: Sequence[ImageEntry]) -> tuple[int, int]:
     first = entries[0]
     for entry in entries:
         if entry.size != first.size:
@@ -243,8 +286,8 @@ def _common_size(entries: Sequence[_Entry]) -> tuple[int, int]:
     return first.size
 
 
-def _held_out(
-    entries: Sequence[_Entry], classes: Sequence[str], val_fraction: float, seed: int
+def held_out(
+    entries: Sequence[ImageEntry], classes: Sequence[str], val_fraction: float, seed: int
 ) -> set[int]:
     """Indices of the stratified validation images: ``round(fraction * n_c)`` of each class."""
     generator = torch.Generator().manual_seed(seed)
@@ -278,5 +321,5 @@ def read_images(index: FolderIndex) -> torch.Tensor:
     """
     images = torch.empty((len(index.files), index.channels, *index.size), dtype=torch.uint8)
     for i, path in enumerate(index.files):
-        images[i] = decode_image_file(path, index.channels, index.size)
+        images[i] = decode_image_file(path, index.channels, index.size, index.resize)
     return images

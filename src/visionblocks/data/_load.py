@@ -12,8 +12,16 @@ import torch
 from visionblocks.data._cifar import CIFAR_LAYOUT, read_cifar
 from visionblocks.data._dataset import ImageDataset
 from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
-from visionblocks.data._folder import SPLITS, image_size_pair, index_folder, read_images
+from visionblocks.data._folder import (
+    SPLITS,
+    FolderIndex,
+    image_size_pair,
+    index_folder,
+    read_images,
+)
 from visionblocks.data._idx import read_idx
+from visionblocks.data._labels import index_labels_file, is_labels_file
+from visionblocks.data._resize import check_resize_rule
 from visionblocks.data._stream import StreamingDataset, streams_by_default
 
 __all__ = ["DATASETS", "FASHION_MNIST_CLASSES", "default_root", "load_dataset"]
@@ -66,6 +74,8 @@ def load_dataset(
     image_size: int | tuple[int, int] | None = ...,
     in_memory: Literal[True],
     seed: int = ...,
+    resize: str = ...,
+    image_suffix: str | None = ...,
 ) -> ImageDataset: ...
 
 
@@ -80,6 +90,8 @@ def load_dataset(
     image_size: int | tuple[int, int] | None = ...,
     in_memory: Literal[False],
     seed: int = ...,
+    resize: str = ...,
+    image_suffix: str | None = ...,
 ) -> StreamingDataset: ...
 
 
@@ -94,6 +106,8 @@ def load_dataset(
     image_size: int | tuple[int, int] | None = ...,
     in_memory: bool | None = ...,
     seed: int = ...,
+    resize: str = ...,
+    image_suffix: str | None = ...,
 ) -> ImageDataset | StreamingDataset: ...
 
 
@@ -107,15 +121,18 @@ def load_dataset(
     image_size: int | tuple[int, int] | None = None,
     in_memory: bool | None = None,
     seed: int = 0,
+    resize: str = "squash",
+    image_suffix: str | None = None,
 ) -> ImageDataset | StreamingDataset:
     """Load a dataset: into memory as one uint8 tensor, or (large image folders) as a stream.
 
-    Image folders hold one subfolder per class (``folder/<class>/<image>``, nested
-    folders allowed), either directly or under ``train/``, ``val/`` and ``test/`` (a
-    folder with any of these three is a split folder; its class folders are under them,
-    and the classes are those of ``train/``). A folder without ``test/`` has no test
-    split: ``split="test"`` is an error rather than the training images again. Rules
-    decided once for the whole folder (all splits), from the image headers:
+    A dataset is a name, an image folder or a labels file. Image folders hold one subfolder
+    per class (``folder/<class>/<image>``, nested folders allowed), either directly or under
+    ``train/``, ``val/`` and ``test/`` (a folder with any of these three is a split folder;
+    its class folders are under them, and the classes are those of ``train/``). A folder
+    without ``test/`` has no test split: ``split="test"`` is an error rather than the
+    training images again. Rules decided once for the whole folder (all splits), from the
+    image headers:
 
     * pixels: every file is decoded by :func:`~visionblocks.data.decode_image_file`,
       which :func:`~visionblocks.inference.predict` uses too: EXIF orientation applied,
@@ -124,48 +141,66 @@ def load_dataset(
     * channels: RGB if any image has colour (Pillow mode other than ``1``/``L``/``LA``/
       16-bit grayscale, palette images included), else grayscale;
     * size: every image must have the same size unless ``image_size`` is given, which
-      resizes every image to it (bilinear, antialiased; the aspect ratio is not kept,
-      so crop photos of other shapes first);
+      brings every image to it by the ``resize`` rule (:func:`resize_image`, also what
+      :func:`~visionblocks.inference.predict` uses): ``"squash"`` does not keep the
+      aspect ratio, ``"shorter-side+center-crop"`` keeps it and cuts the centre (photos);
     * a file with an image suffix that cannot be read raises
       :class:`CorruptDatasetError` naming it, a broken symbolic link
       :class:`DatasetNotFoundError`; other files are skipped with a warning.
 
+    A labels file (a name ending in ``.csv``, the Kaggle layout) lists one image and one
+    label per row under a header naming the columns: the image column ``image``, ``id``,
+    ``image_id``, ``file``, ``filename`` or ``path`` and the label column ``label`` or
+    ``class`` (any case; other columns are ignored). Paths are relative to ``root``,
+    default the CSV's folder; ``image_suffix`` is added to each (ids without a suffix).
+    Classes are the labels sorted by name (by value when all are integers). Its images
+    follow the folder rules above, and it is one set of images: every split is every row,
+    unless ``val_fraction`` splits it into ``"train"`` and ``"val"`` as for folders. A
+    missing column, a missing file (with its line), an empty path or label, an image
+    listed twice and a single class are one-line errors, raised before any decoding.
+
     Args:
         name: ``"sample"`` (2,000 train / 1,000 test real Fashion-MNIST images shipped
             with the package, for offline use), ``"fashion-mnist"``, ``"mnist"``,
-            ``"cifar10"``, ``"cifar100"``, or the path of an image folder. A name that is
-            also an image folder in the current directory is an error; pass
-            ``Path("sample")`` or ``"./sample"`` for the folder.
+            ``"cifar10"``, ``"cifar100"``, the path of an image folder, or the path of a
+            labels file (``.csv``). A name that is also an image folder in the current
+            directory is an error; pass ``Path("sample")`` or ``"./sample"`` for the folder.
         split: ``"train"`` or ``"test"``; image folders also ``"val"`` (their ``val/``
             subfolder, or the ``val_fraction`` held out of the training images).
         root: Folder holding the files. Fashion-MNIST/MNIST: the IDX files themselves
             (or torchvision's ``FashionMNIST/raw`` layout below it); CIFAR: the folder
-            containing ``cifar-10-batches-py`` / ``cifar-100-python``. Defaults to
+            containing ``cifar-10-batches-py`` / ``cifar-100-python``; a labels file: the
+            folder its image paths are relative to (default: the CSV's). Defaults to
             ``$VISIONBLOCKS_DATA`` or ``./data`` (and, for Fashion-MNIST, the Debian
             package's ``/usr/share/datasets/fashion-mnist``).
         download: Fetch missing files with torchvision's downloader into ``root``.
             Never happens unless asked for.
-        val_fraction: Image folders without ``val/`` only: hold out this fraction of
+        val_fraction: Image folders without ``val/`` and labels files: hold out this fraction of
             each class of the training images, ``round(val_fraction * n_c)`` chosen with
             ``seed``: ``split="train"`` and ``split="val"`` with the same fraction and
             seed are disjoint and together are every training image. Every class needs
             at least one validation and one training image.
-        image_size: Image folders only: resize every image to ``N x N`` (an int) or
-            ``(height, width)``.
-        in_memory: Image folders only: ``True`` decodes every image into memory (an
+        image_size: Image folders and labels files: resize every image to ``N x N`` (an
+            int) or ``(height, width)``.
+        in_memory: Image folders and labels files: ``True`` decodes every image into memory (an
             :class:`ImageDataset`); ``False`` returns a :class:`StreamingDataset` that
             decodes images when read; ``None`` streams when the decoded split would
             exceed min(2 GiB, 25% of available memory) (:func:`stream_threshold`).
         seed: Seed of the ``val_fraction`` split.
+        resize: With ``image_size``: ``"squash"`` or ``"shorter-side+center-crop"``
+            (:data:`RESIZE_RULES`), how images of another size are brought to it.
+        image_suffix: Labels files: added to every path of the image column, e.g.
+            ``".png"`` when it holds ids.
 
     Raises:
         DatasetNotFoundError: The files are not there; the message lists the paths
             tried and how to get them.
         CorruptDatasetError: A file is truncated or not in the expected format.
         ValueError: A bad argument, a dataset name that is also a folder here, or a
-            folder that cannot make a dataset (an empty class folder, a single class,
-            mixed sizes without ``image_size``, an image over Pillow's
-            decompression-bomb limit or with 32-bit pixels).
+            folder or labels file that cannot make a dataset (an empty class folder, a
+            missing column or empty label, a single class, mixed sizes without
+            ``image_size``, an image over Pillow's decompression-bomb limit or with
+            32-bit pixels).
 
     Example:
         >>> ds = load_dataset("sample")
@@ -178,12 +213,32 @@ def load_dataset(
     """
     if split not in SPLITS:
         raise ValueError(f"split must be 'train', 'val' (image folders) or 'test'; got {split!r}.")
+    check_resize_rule(resize)
+    if in_memory not in (None, True, False):
+        raise TypeError(f"in_memory must be True, False or None (automatic); got {in_memory!r}.")
+    if resize != "squash" and image_size is None:
+        raise ValueError(
+            f"resize={resize!r} says how images are brought to image_size, which is not "
+            f"given; pass image_size=N (e.g. 224) too."
+        )
     root_path = Path(root).expanduser() if root is not None else None
     key = str(name).lower()
+    if is_labels_file(name):
+        index = index_labels_file(
+            Path(name).expanduser(), split, root=root_path, image_suffix=image_suffix,
+            val_fraction=val_fraction, image_size=image_size_pair(image_size), seed=seed,
+            resize=resize,
+        )  # fmt: skip
+        return _from_index(index, in_memory)
+    if image_suffix is not None:
+        raise ValueError(
+            f"image_suffix applies to labels files (a .csv); {str(name)!r} is not one, so "
+            f"drop image_suffix={image_suffix!r}."
+        )
     if isinstance(name, os.PathLike) or (key not in _ALIASES and Path(name).is_dir()):
         return _load_folder(
             Path(name), split, val_fraction=val_fraction, image_size=image_size,
-            in_memory=in_memory, seed=seed,
+            in_memory=in_memory, seed=seed, resize=resize,
         )  # fmt: skip
     if isinstance(name, str) and key in _ALIASES and _is_image_folder(Path(name)):
         raise ValueError(
@@ -193,6 +248,7 @@ def load_dataset(
             f"directory) to load the dataset."
         )
     folder_only = {"val_fraction": val_fraction, "image_size": image_size}
+    folder_only[f"resize={resize!r}"] = True if resize != "squash" else None
     folder_only["in_memory=False"] = True if in_memory is False else None
     given = [k for k, v in folder_only.items() if v is not None]
     if split == "val" or given:
@@ -236,22 +292,26 @@ def _load_folder(
     image_size: int | tuple[int, int] | None,
     in_memory: bool | None,
     seed: int,
+    resize: str,
 ) -> ImageDataset | StreamingDataset:
     if not folder.is_dir():
         raise DatasetNotFoundError(f"image folder {folder} does not exist.")
-    if in_memory not in (None, True, False):
-        raise TypeError(f"in_memory must be True, False or None (automatic); got {in_memory!r}.")
     index = index_folder(
         folder, split, val_fraction=val_fraction, image_size=image_size_pair(image_size),
-        seed=seed,
+        seed=seed, resize=resize,
     )  # fmt: skip
     if not index.files:
         raise DatasetNotFoundError(f"{index.name} has no images (its class folders are empty).")
+    return _from_index(index, in_memory)
+
+
+def _from_index(index: FolderIndex, in_memory: bool | None) -> ImageDataset | StreamingDataset:
+    """The images of ``index`` decoded into memory, or streamed (see ``in_memory``)."""
     stream = streams_by_default(index.decoded_bytes) if in_memory is None else not in_memory
     if stream:
         return StreamingDataset(
             index.files, index.labels, index.classes, channels=index.channels,
-            image_size=index.size, name=index.name,
+            image_size=index.size, name=index.name, resize=index.resize,
         )  # fmt: skip
     labels = torch.tensor(index.labels, dtype=torch.int64)
     return ImageDataset(read_images(index), labels, list(index.classes), index.name)

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from visionblocks.data._decode import decode_image_file
+from visionblocks.data._resize import check_resize_rule
 
 __all__ = ["STATS_SAMPLE", "StreamingDataset", "stream_threshold", "streams_by_default"]
 
@@ -70,8 +71,9 @@ class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
     """Image files with labels, decoded to uint8 ``(C, H, W)`` tensors when read.
 
     Every image is decoded by :func:`~visionblocks.data.decode_image_file` to
-    ``channels`` channels and resized to ``image_size``, as the in-memory folder reader
-    and :func:`~visionblocks.inference.predict` do, so all three give the same pixels.
+    ``channels`` channels and brought to ``image_size`` by the ``resize`` rule, as the
+    in-memory folder reader and :func:`~visionblocks.inference.predict` do, so all three
+    give the same pixels.
 
     Args:
         files: Image files.
@@ -80,6 +82,9 @@ class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
         channels: 1 (grayscale) or 3 (RGB).
         image_size: ``(height, width)`` of every decoded image.
         name: Where the data came from, e.g. ``"photos/train"``.
+        resize: How an image of another size is brought to ``image_size``: a rule of
+            :func:`~visionblocks.data.resize_image`, ``"squash"`` or
+            ``"shorter-side+center-crop"``.
         mean: Per-channel mean in [0, 1] units; estimated when left empty (see ``std``).
         std: Per-channel standard deviation in [0, 1] units. When either is empty, both
             are estimated on first use from :data:`STATS_SAMPLE` images drawn with a
@@ -110,6 +115,7 @@ class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
         channels: int,
         image_size: tuple[int, int],
         name: str = "images",
+        resize: str = "squash",
         mean: Sequence[float] = (),
         std: Sequence[float] = (),
     ) -> None:
@@ -132,6 +138,7 @@ class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
         self.channels = channels
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.name = name
+        self.resize = check_resize_rule(resize)
         self._stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
         if mean and std:
             if len(mean) != channels or len(std) != channels:
@@ -182,7 +189,7 @@ class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = decode_image_file(self.files[index], self.channels, self.image_size)
+        image = decode_image_file(self.files[index], self.channels, self.image_size, self.resize)
         return image, int(self.labels[index])
 
     def __repr__(self) -> str:

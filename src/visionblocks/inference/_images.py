@@ -15,11 +15,9 @@ from typing import TypeAlias
 
 import torch
 from PIL import Image
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
-# The same files, decoded to the same pixels, as load_dataset(folder) reads.
-from visionblocks.data import IMAGE_SUFFIXES, decode_image_file
+# The same files, decoded and resized to the same pixels, as load_dataset(folder) reads.
+from visionblocks.data import IMAGE_SUFFIXES, decode_image_file, resize_image
 
 __all__ = ["IMAGE_SUFFIXES", "ImageInput", "Reader", "expand_inputs", "prepare_image"]
 
@@ -107,9 +105,24 @@ def _read_file(path: Path) -> torch.Tensor:
 
 
 def prepare_image(
-    image: torch.Tensor, source: str, channels: int | None, size: tuple[int, int] | None
+    image: torch.Tensor,
+    source: str,
+    channels: int | None,
+    size: tuple[int, int] | None,
+    *,
+    resize: str = "squash",
 ) -> torch.Tensor:
-    """One ``(C, H, W)`` image in ``channels`` and ``size`` (``None``: as it is), in pixel units."""
+    """One ``(C, H, W)`` image in ``channels`` and ``size`` (``None``: as it is), in pixel units.
+
+    ``resize`` is the model card's rule (:func:`~visionblocks.data.resize_image`), the one
+    the folder reader sized the training images with, so a file prepared here is the
+    tensor ``load_dataset(..., image_size=size, resize=resize)`` gives for it.
+
+    Example:
+        >>> photo = torch.zeros(3, 40, 60, dtype=torch.uint8)  # a 3:2 landscape picture
+        >>> prepare_image(photo, "photo", 1, (32, 32), resize="shorter-side+center-crop").shape
+        torch.Size([1, 32, 32])
+    """
     if image.dtype != torch.uint8 and not image.is_floating_point():
         raise ValueError(
             f"{source} is a {image.dtype} tensor; pass uint8 (0-255) or float ([0, 1]) images."
@@ -124,10 +137,8 @@ def prepare_image(
                 f"the uint8 image."
             )
     image = _match_channels(image, source, channels)
-    if size is not None and tuple(image.shape[-2:]) != size:
-        image = TF.resize(
-            image, list(size), interpolation=InterpolationMode.BILINEAR, antialias=True
-        )
+    if size is not None:
+        image = resize_image(image, size, resize)
     return image
 
 
