@@ -248,7 +248,6 @@ def load_dataset(
             f"directory) to load the dataset."
         )
     folder_only = {"val_fraction": val_fraction, "image_size": image_size}
-    folder_only[f"resize={resize!r}"] = True if resize != "squash" else None
     folder_only["in_memory=False"] = True if in_memory is False else None
     given = [k for k, v in folder_only.items() if v is not None]
     if split == "val" or given:

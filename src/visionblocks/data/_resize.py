@@ -10,9 +10,9 @@ training, evaluation and prediction.
   seen, stretched. Right for images that already have the model's shape (digits, icons).
 * ``"shorter-side+center-crop"`` scales the image, keeping its aspect ratio, until it
   covers ``(H, W)`` (for a square size: its shorter side becomes ``N``), then cuts the
-  centre ``(H, W)``: nothing is stretched, the borders of the longer side are lost. The
-  evaluation transform of the ImageNet models (``Resize`` then ``CenterCrop``), without
-  their extra 0.875 crop: a photo of another shape keeps its proportions.
+  centre ``(H, W)``: nothing is stretched, the borders of the longer side are lost. For a
+  square ``N`` it is torchvision's ``Resize(N)`` then ``CenterCrop(N)``, pixel for pixel
+  (the evaluation transform of the ImageNet models, without their extra 0.875 crop).
 
 Both resample with one bilinear, antialiased resize of the uint8 (or float) tensor.
 """
@@ -65,11 +65,14 @@ def resize_image(image: torch.Tensor, size: tuple[int, int], rule: str = "squash
             image, list(size), InterpolationMode.BILINEAR, antialias=True
         )
         return squashed
-    # Scale by the larger of the two ratios so that both sides cover the target; the
-    # rounded side is kept at least as large as the target so the crop always fits.
-    scale = max(size[0] / height, size[1] / width)
-    scaled_size = [max(size[0], round(height * scale)), max(size[1], round(width * scale))]
+    # Scale by the larger of the two ratios, so that both sides cover the target; the other
+    # side and the crop offsets are computed as torchvision's Resize(int) and CenterCrop do,
+    # so for a square size this is Resize(N) + CenterCrop(N) pixel for pixel.
+    if size[0] / height >= size[1] / width:
+        scaled_size = [size[0], max(size[1], int(size[0] * width / height))]
+    else:
+        scaled_size = [max(size[0], int(size[1] * height / width)), size[1]]
     scaled: torch.Tensor = TF.resize(image, scaled_size, InterpolationMode.BILINEAR, antialias=True)
-    top = (scaled_size[0] - size[0]) // 2
-    left = (scaled_size[1] - size[1]) // 2
+    top = round((scaled_size[0] - size[0]) / 2.0)
+    left = round((scaled_size[1] - size[1]) / 2.0)
     return scaled[..., top : top + size[0], left : left + size[1]].contiguous()
