@@ -1,4 +1,4 @@
-"""Export a trained model to ONNX or ``torch.export`` and check the copy against PyTorch.
+"""Export a trained model to ONNX, ``torch.export`` or safetensors and check the copy.
 
 Why this path: both formats start from one ``torch.export.export`` of the model with
 a dynamic batch dimension, so a model that cannot be captured fails once, with the
@@ -12,6 +12,12 @@ largest absolute difference from the PyTorch model is returned
 The model's :class:`~visionblocks.ModelCard` (class names, normalization, input shape)
 travels with the file: as the ``visionblocks`` entry of the ONNX metadata and as the
 ``visionblocks.json`` extra file of a ``.pt2`` archive, both JSON.
+
+A ``.safetensors`` export is no compiled graph: it is the model file
+:func:`~visionblocks.save_checkpoint` writes (weights as tensors, the card as JSON in the
+metadata), for runtimes that read weights without unpickling. It is checked the same
+way, rebuilt by :func:`~visionblocks.load_model` and run on the batch (its weights are
+bit for bit the model's; the logits agree to float32 rounding).
 """
 
 from __future__ import annotations
@@ -32,13 +38,15 @@ from torch import nn
 
 from visionblocks._paths import check_output_file
 from visionblocks.inference import load_model, model_card
+from visionblocks.train import save_checkpoint
 
 __all__ = ["FORMATS", "METADATA_KEY", "ExportResult", "export"]
 
-FORMATS = {".onnx": "onnx", ".pt2": "pt2"}
+FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".safetensors": "safetensors"}
 """File suffix -> export format."""
 METADATA_KEY = "visionblocks"
 """Name of the JSON model card in an ONNX file's metadata (``visionblocks.json`` in a .pt2)."""
+_NAMES = ", ".join(repr(f) for f in FORMATS.values())  # for messages: 'onnx', 'pt2', ...
 _TRACE_BATCH = 2  # torch.export specializes sizes 0 and 1, so the example batch has 2 images
 
 
@@ -48,9 +56,10 @@ class ExportResult:
 
     Attributes:
         path: The file written.
-        format: ``"onnx"`` or ``"pt2"``.
+        format: ``"onnx"``, ``"pt2"`` or ``"safetensors"``.
         max_abs_diff: Largest absolute difference between the logits of the exported
-            model (onnxruntime for ONNX) and of the PyTorch model on a random batch.
+            model (onnxruntime for ONNX, the model rebuilt by ``load_model`` for
+            safetensors) and of the PyTorch model on a random batch.
         batch_size: Images in that batch.
         input_shape: ``(C, H, W)`` the model was exported for (the batch size is dynamic).
 
@@ -80,20 +89,23 @@ def export(
     input_shape: tuple[int, int, int] | None = None,
     batch_size: int = 8,
 ) -> ExportResult:
-    """Write ``model_or_path`` as ONNX or a ``torch.export`` archive, then check the file.
+    """Write ``model_or_path`` as ONNX, a ``torch.export`` archive or safetensors, then check it.
 
     The batch dimension is dynamic; channels, height and width are fixed to
     ``input_shape``. The exported model takes normalized float32 images, as the
     PyTorch model does (the stored statistics travel in the file's metadata). After
-    writing, the file is loaded back and run on ``batch_size`` random images.
+    writing, the file is loaded back and run on ``batch_size`` random images. A
+    safetensors file is the model file ``save_checkpoint`` writes (no graph), which
+    :func:`~visionblocks.load_model` rebuilds without unpickling anything.
 
     Args:
         model_or_path: A model, or the path of a model file (see :func:`~visionblocks.load_model`).
             It is exported in eval mode, in float32, on the CPU (a copy is made of a model
             on another device); its training mode is restored afterwards.
         path: The file to write; parent folders are created.
-        format: ``"onnx"`` or ``"pt2"``; by default taken from the suffix of ``path``
-            (``.onnx``, ``.pt2``).
+        format: ``"onnx"``, ``"pt2"`` or ``"safetensors"`` (whose file must be named
+            ``*.safetensors``); by default taken from the suffix of ``path`` (``.onnx``,
+            ``.pt2``, ``.safetensors``).
         input_shape: ``(C, H, W)`` of one input; by default the trained image shape in the
             model's card, else the model's ``default_input_size``.
         batch_size: Images in the verification batch.
@@ -106,15 +118,20 @@ def export(
             cannot be written or is the model file itself, no known input shape, an
             ``input_shape`` whose channels the model does not take, an INT8 (quantized)
             model, a model that returns more than one logits tensor, or a model that
-            cannot be exported (the message names the layer).
+            cannot be exported (the message names the layer), or (safetensors) a model
+            whose card names no registered builder, which ``load_model`` could not rebuild.
         ImportError: ONNX export without ``onnx``, ``onnxscript`` and ``onnxruntime``
-            (``pip install 'visionblocks[export]'``).
+            (``pip install 'visionblocks[export]'``); safetensors export without
+            ``safetensors`` (``pip install 'visionblocks[safetensors]'``).
 
     Example:
         >>> import tempfile, visionblocks as vb
         >>> result = export(vb.simple_cnn(), f"{tempfile.mkdtemp()}/simple.pt2")
         >>> result.format, result.max_abs_diff < 1e-4
         ('pt2', True)
+        >>> result = export(vb.simple_cnn(), f"{tempfile.mkdtemp()}/simple.safetensors")
+        >>> result.format, result.max_abs_diff < 1e-6
+        ('safetensors', True)
     """
     fmt = _format_of(Path(path), format)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -133,9 +150,8 @@ def export(
     was_training = model.training
     model.eval()
     try:
-        program = _capture(model, shape)
+        program = None if fmt == "safetensors" else _capture(model, shape)
         target.parent.mkdir(parents=True, exist_ok=True)
-        card = _card_json(model, shape)
         check = torch.randn((batch_size, *shape), generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             expected = model(check)
@@ -146,10 +162,13 @@ def export(
                 f"{type(model).__name__} returns a {kind}{count}, but export needs a model "
                 f"that returns one logits tensor (B, num_classes); return only the logits."
             )
-        if fmt == "onnx":
-            _write_onnx(program, target, card)
+        if program is None:
+            actual = _write_safetensors(model, target, check)
+        elif fmt == "onnx":
+            _write_onnx(program, target, _card_json(model, shape))
             actual = _run_onnx(target, check)
         else:
+            card = _card_json(model, shape)
             torch.export.save(program, target, extra_files={"visionblocks.json": card})
             with torch.no_grad():
                 actual = torch.export.load(target).module()(check)
@@ -165,15 +184,21 @@ def _format_of(path: Path, format: str | None) -> str:
         if suffix not in FORMATS:
             raise ValueError(
                 f"cannot tell the export format from {str(path)!r}; end the file name in "
-                f"{' or '.join(FORMATS)}, or pass format='onnx' or 'pt2'."
+                f"{', '.join(FORMATS)}, or pass format (one of {_NAMES})."
             )
         return FORMATS[suffix]
     if format not in FORMATS.values():
-        raise ValueError(f"unknown export format {format!r}; use 'onnx' or 'pt2'.")
+        raise ValueError(f"unknown export format {format!r}; use one of {_NAMES}.")
     if suffix in FORMATS and FORMATS[suffix] != format:
         raise ValueError(
             f"format={format!r} but {str(path)!r} ends in {suffix}; name the file "
             f"*.{format} or drop the format to use {FORMATS[suffix]!r}."
+        )
+    if format == "safetensors" and suffix != ".safetensors":
+        # Readers (load_model, Hugging Face tools) know by this suffix that no pickle is inside.
+        raise ValueError(
+            f"format='safetensors' writes a file named *.safetensors; got {str(path)!r}: "
+            f"name it {str(path.with_suffix('.safetensors'))!r}."
         )
     return format
 
@@ -239,7 +264,7 @@ def _check_not_quantized(model: nn.Module) -> None:
             raise ValueError(
                 f"{type(model).__name__} has INT8 (quantized) layers, e.g. {name!r} "
                 f"({type(module).__name__}), and export of quantized models is not supported "
-                f"(neither onnx nor pt2); export the float model and quantize the exported "
+                f"(in no format: {_NAMES}); export the float model and quantize the exported "
                 f"copy in its runtime (e.g. onnxruntime.quantization)."
             )
 
@@ -295,6 +320,22 @@ def _card_json(model: nn.Module, shape: tuple[int, int, int]) -> str:
     if card is not None:
         fields.update(card.to_dict())
     return json.dumps(fields, default=str)
+
+
+def _write_safetensors(model: nn.Module, path: Path, images: torch.Tensor) -> torch.Tensor:
+    """Save ``model`` as a safetensors model file; the logits of its rebuild on ``images``."""
+    card = model_card(model)
+    if card is None or card.builder is None:
+        raise ValueError(
+            f"this {type(model).__name__} carries no model card naming a registered builder, "
+            f"so load_model could not rebuild it from {str(path)!r}; build it with a "
+            f"registered builder (visionblocks.list_models()), or write its weights alone "
+            f"with safetensors.torch.save_file(model.state_dict(), path)."
+        )
+    save_checkpoint(path, model)
+    with torch.no_grad():
+        logits: torch.Tensor = load_model(path)(images)
+    return logits
 
 
 def _write_onnx(program: torch.export.ExportedProgram, path: Path, card: str) -> None:

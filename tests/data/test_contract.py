@@ -218,8 +218,9 @@ def test_changing_the_table_changes_both_paths(monkeypatch: pytest.MonkeyPatch) 
 def test_preset_names_and_which_run_batched() -> None:
     assert AUGMENT_PRESETS == (
         "none", "standard", "lab", "cutout", "autoaugment", "randaugment", "trivialaugment",
+        "photo",
     )  # fmt: skip
-    assert BATCHED_PRESETS == ("none", "standard", "lab", "cutout")
+    assert BATCHED_PRESETS == ("none", "standard", "lab", "cutout", "photo")
     assert batch_augment("none") is None
     assert augment_ops("none") == []
     for preset in ("autoaugment", "randaugment", "trivialaugment"):

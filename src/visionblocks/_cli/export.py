@@ -1,4 +1,4 @@
-"""``visionblocks export``: write a ``model.pt`` as ONNX or a ``torch.export`` archive."""
+"""``visionblocks export``: a ``model.pt`` as ONNX, a ``torch.export`` archive or safetensors."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """Register the ``export`` sub-command."""
     p = sub.add_parser(
         "export",
-        help="export a trained model to ONNX or torch.export (.pt2) and check it",
+        help="export a trained model to ONNX, torch.export (.pt2) or safetensors and check it",
         description="Export a model.pt written by `visionblocks train` with a dynamic batch "
         "axis, run the exported file on a batch (onnxruntime for ONNX) and print the largest "
-        "difference from PyTorch.",
+        "difference from PyTorch. --format safetensors writes the same model file with no "
+        "pickle in it (the card in its metadata), which `visionblocks predict` and `eval` read.",
     )
     add_checkpoint_argument(p)
     p.add_argument(
@@ -27,7 +28,10 @@ def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=sorted(set(FORMATS.values())),
         help="default: from the suffix of --out, else onnx",
     )
-    p.add_argument("--out", help="file to write (default: the checkpoint's name with .onnx/.pt2)")
+    p.add_argument(
+        "--out",
+        help="file to write (default: the checkpoint's name with .onnx, .pt2 or .safetensors)",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="images in the check batch")
     p.set_defaults(func=_export)
 

@@ -10,6 +10,7 @@ Example:
 
 from visionblocks._deprecation import deprecated_names
 from visionblocks.data._augment import AUGMENT_PRESETS, Cutout, RandomPadCrop, augmentation
+from visionblocks.data._augment_photo import batch_resized_crop
 from visionblocks.data._batch_augment import (
     BATCHED_PRESETS,
     BatchAugment,
@@ -100,6 +101,7 @@ __all__ = [
     "BATCHED_PRESETS",
     "batch_augment",
     "batch_pad_crop",
+    "batch_resized_crop",
     "batch_flip",
     "batch_color_jitter",
     "batch_rotate",

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
+from visionblocks.data._augment_photo import PHOTO_SCALE, RandomResizedCropKeepSize
+
 __all__ = [
     "AUGMENT_PRESETS",
     "PRESET_SPECS",
@@ -31,11 +33,15 @@ __all__ = [
 class PresetSpec:
     """The operations of one augmentation preset, read by the per-image and the batched path.
 
-    Every preset but ``"none"`` starts with a random pad-crop and a horizontal flip;
-    the other operations follow in the order of the fields.
+    Every preset but ``"none"`` starts with a random crop (a pad-crop, or a resized crop
+    with ``resized_crop``) and a horizontal flip; the other operations follow in the
+    order of the fields.
 
     Attributes:
         augment: ``False`` for the preset that does nothing at all.
+        resized_crop: ``(low, high)`` share of the image area a random resized crop keeps
+            (scaled back to the image size), instead of the pad-crop; ``None`` for the
+            pad-crop.
         color_jitter: Brightness, contrast and saturation strength, as in
             ``ColorJitter(s, s, s)``; 0 for none.
         rotation: Maximum rotation in degrees, as in ``RandomRotation(rotation)``; 0 for none.
@@ -45,6 +51,7 @@ class PresetSpec:
     """
 
     augment: bool = True
+    resized_crop: tuple[float, float] | None = None
     color_jitter: float = 0.0
     rotation: float = 0.0
     cutout: bool = False
@@ -71,6 +78,8 @@ PRESET_SPECS: Mapping[str, PresetSpec] = MappingProxyType(
         "autoaugment": PresetSpec(policy=_autoaugment_cifar10),
         "randaugment": PresetSpec(policy=v2.RandAugment),  # Cubuk et al. 2020, 2 ops at 9
         "trivialaugment": PresetSpec(policy=v2.TrivialAugmentWide),  # Müller & Hutter 2021
+        # Photos (any size, e.g. 224 px): Inception-style random resized crop + flip.
+        "photo": PresetSpec(resized_crop=PHOTO_SCALE),
     }
 )
 """Every augmentation preset, by name: the one table both augmentation paths read."""
@@ -177,7 +186,12 @@ def augment_ops(
     spec = preset_spec(preset, in_channels=in_channels)
     if not spec.augment:
         return []
-    ops: list[nn.Module] = [RandomPadCrop(padding), v2.RandomHorizontalFlip()]
+    crop = (
+        RandomPadCrop(padding)
+        if spec.resized_crop is None
+        else RandomResizedCropKeepSize(scale=spec.resized_crop)
+    )
+    ops: list[nn.Module] = [crop, v2.RandomHorizontalFlip()]
     if spec.color_jitter:
         s = spec.color_jitter
         ops.append(v2.ColorJitter(brightness=s, contrast=s, saturation=s))
@@ -211,7 +225,9 @@ def augmentation(
         preset: ``"none"``, ``"standard"`` (pad-4 random crop + horizontal flip),
             ``"lab"`` (standard + ``ColorJitter(0.2, 0.2, 0.2)`` + ``RandomRotation(15)``),
             ``"cutout"`` (standard + cutout), ``"autoaugment"`` (standard + the CIFAR-10
-            AutoAugment policy), ``"randaugment"``, ``"trivialaugment"``.
+            AutoAugment policy), ``"randaugment"``, ``"trivialaugment"``, ``"photo"``
+            (random resized crop of 35-100% of the area, aspect 3:4 to 4:3, back to the
+            image size, + horizontal flip; for photos at 224 px and the like).
         train: Augment (training) or not (evaluation).
         mean: Per-channel mean in [0, 1] units, e.g. ``dataset.mean``.
         std: Per-channel standard deviation in [0, 1] units.

@@ -13,6 +13,7 @@ from typing import Protocol
 import torch
 
 from visionblocks.data._augment import PRESET_SPECS, augment_ops, preset_spec
+from visionblocks.data._augment_photo import batch_resized_crop
 from visionblocks.data._batch_ops import (
     batch_color_jitter,
     batch_cutout,
@@ -56,12 +57,15 @@ BATCHED_PRESETS = tuple(name for name, spec in PRESET_SPECS.items() if spec.poli
 
 
 class BatchAugment:
-    """Pad-crop, flip, colour jitter, rotation and cutout, in that order, on a whole batch.
+    """Crop, flip, colour jitter, rotation and cutout, in that order, on a whole batch.
 
     The result has the dtype and value range of the input (uint8 stays uint8).
 
     Args:
         padding: Zero padding of the random crop (0 disables it).
+        resized_crop: ``(low, high)`` share of the area a random resized crop keeps
+            (:func:`~visionblocks.data.batch_resized_crop`, aspect 3:4 to 4:3, back to the
+            image size), instead of the pad-crop; ``None``: the pad-crop.
         flip: Flip left-right with probability 0.5.
         color_jitter: Brightness, contrast and saturation strength (``ColorJitter(s, s, s)``);
             0 disables it.
@@ -84,6 +88,7 @@ class BatchAugment:
         color_jitter: float = 0.0,
         rotation: float = 0.0,
         cutout_size: int | None = None,
+        resized_crop: tuple[float, float] | None = None,
     ) -> None:
         if padding < 0:
             raise ValueError(f"padding must be >= 0; got {padding}.")
@@ -98,10 +103,14 @@ class BatchAugment:
         self.color_jitter = color_jitter
         self.rotation = rotation
         self.cutout_size = cutout_size
+        self.resized_crop = resized_crop
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a ``(B, C, H, W)`` batch; the same generator state gives the same result."""
-        images = batch_pad_crop(images, self.padding, generator)
+        if self.resized_crop is None:
+            images = batch_pad_crop(images, self.padding, generator)
+        else:
+            images = batch_resized_crop(images, generator, scale=self.resized_crop)
         if self.flip:
             images = batch_flip(images, generator)
         if self.color_jitter:
@@ -117,7 +126,9 @@ class BatchAugment:
         return (
             f"BatchAugment(padding={self.padding}, flip={self.flip}, "
             f"color_jitter={self.color_jitter}, rotation={self.rotation}, "
-            f"cutout_size={self.cutout_size})"
+            f"cutout_size={self.cutout_size}"
+            + ("" if self.resized_crop is None else f", resized_crop={self.resized_crop}")
+            + ")"
         )
 
 
@@ -166,8 +177,9 @@ def batch_augment(
 ) -> BatchAugmentFn | None:
     """The batched version of an :func:`~visionblocks.data.augmentation` preset.
 
-    ``"standard"``, ``"lab"`` and ``"cutout"`` run fully batched; the others fall back to
-    :class:`PerSampleAugment` with the same torchvision operations. ``"none"`` gives ``None``.
+    ``"standard"``, ``"lab"``, ``"cutout"`` and ``"photo"`` run fully batched; the others
+    fall back to :class:`PerSampleAugment` with the same torchvision operations. ``"none"``
+    gives ``None``.
 
     Args:
         preset: One of :data:`~visionblocks.data.AUGMENT_PRESETS`.
@@ -179,6 +191,8 @@ def batch_augment(
     Example:
         >>> batch_augment("cutout", image_size=28)
         BatchAugment(padding=4, flip=True, color_jitter=0.0, rotation=0.0, cutout_size=14)
+        >>> batch_augment("photo").resized_crop
+        (0.35, 1.0)
     """
     spec = preset_spec(preset, in_channels=in_channels)
     if not spec.augment:
@@ -189,5 +203,6 @@ def batch_augment(
             color_jitter=spec.color_jitter,
             rotation=spec.rotation,
             cutout_size=(cutout_size or image_size // 2) if spec.cutout else None,
+            resized_crop=spec.resized_crop,
         )
     return PerSampleAugment(augment_ops(preset, padding=padding, cutout_size=cutout_size))

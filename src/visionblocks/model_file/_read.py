@@ -1,15 +1,18 @@
 """Reading model files and weights: the one ``torch.load`` of visionblocks.
 
-Every file is read by :func:`read_torch_file`, always with ``weights_only=True``: a
-checkpoint is data, and unpickling arbitrary objects from a downloaded file can run
-arbitrary code. :func:`read_model_file` adds what a visionblocks model file is: the
-format tag, the weights, and the :class:`~visionblocks.model_file.ModelCard`, checked
-field by field.
+Every torch file is read by :func:`read_torch_file`, always with ``weights_only=True``:
+a checkpoint is data, and unpickling arbitrary objects from a downloaded file can run
+arbitrary code. A safetensors file (``*.safetensors``, or recognised by its first bytes)
+is read with no unpickler at all; a visionblocks model file in that format keeps its
+card as JSON in the file's metadata, and is read into the same entries as a torch one.
+:func:`read_model_file` adds what a visionblocks model file is: the format tag, the
+weights, and the :class:`~visionblocks.model_file.ModelCard`, checked field by field.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import zipfile
@@ -22,6 +25,7 @@ import torch
 
 from visionblocks.model_file._card import ModelCard
 from visionblocks.model_file._keys import strip_wrapper_prefixes
+from visionblocks.model_file._safetensors import is_safetensors, read_safetensors
 
 __all__ = [
     "FORMAT",
@@ -91,15 +95,7 @@ def read_torch_file(path: str | os.PathLike[str]) -> object:
         truncated, corrupt or not a torch file (not a torch file); use another copy or re-save it.
     """
     path = Path(path)
-    name = repr(str(path))
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {name}: check the path.")
-    if path.is_dir():
-        raise CheckpointError(f"{name} is a directory, not a checkpoint file.")
-    if path.stat().st_size == 0:
-        raise CheckpointError(
-            f"{name} is empty (0 bytes): a write was interrupted; use another checkpoint."
-        )
+    name = _check_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -114,6 +110,54 @@ def read_torch_file(path: str | os.PathLike[str]) -> object:
         raise _unreadable(name, "not a torch file") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
         raise _unreadable(name, type(err).__name__) from None
+
+
+def _check_file(path: Path) -> str:
+    """``path`` quoted for messages, once it is known to be a non-empty file."""
+    name = repr(str(path))
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {name}: check the path.")
+    if path.is_dir():
+        raise CheckpointError(f"{name} is a directory, not a checkpoint file.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"{name} is empty (0 bytes): a write was interrupted; use another checkpoint."
+        )
+    return name
+
+
+def _read_file(path: str | os.PathLike[str]) -> object:
+    """The content of a torch or safetensors file, a safetensors model file in torch's layout.
+
+    A visionblocks model file in safetensors holds the state dict as its tensors and
+    ``{"format": FORMAT, "version": "2", "card": "<the card as JSON>"}`` as its metadata
+    (strings only); it is returned as the dict a torch model file holds. Any other
+    safetensors file (Hugging Face's metadata is ``{"format": "pt"}``) is a state dict.
+    """
+    path = Path(path)
+    if not is_safetensors(path):
+        return read_torch_file(path)
+    name = _check_file(path)
+    try:
+        tensors, metadata = read_safetensors(path)
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
+    if metadata.get("format") != FORMAT:
+        return tensors
+    version = metadata.get("version", "")
+    try:
+        card = json.loads(metadata.get("card", "null"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(
+            f"{name}: the model card in its metadata is not valid JSON ({err}); re-save the "
+            f"model with visionblocks.save_checkpoint."
+        ) from None
+    return {
+        "format": FORMAT,
+        "version": int(version) if version.isdigit() else version,
+        "model": tensors,
+        "card": card,
+    }
 
 
 def _unreadable(name: str, reason: str) -> CheckpointError:
@@ -147,7 +191,9 @@ def read_weights(path: str | os.PathLike[str], *, sha256: str | None = None) -> 
 
     Args:
         path: A ``.pt``/``.pth`` file: a raw state dict, a visionblocks model file
-            (``{"model": state_dict, "card": ...}``) or a ``{"state_dict": ...}`` dict.
+            (``{"model": state_dict, "card": ...}``) or a ``{"state_dict": ...}`` dict;
+            or a ``.safetensors`` file: a state dict, or a visionblocks model file (read
+            into the same ``{"model": ..., "card": ...}`` dict), with no unpickling.
         sha256: Expected SHA-256 of the file, or a prefix of at least 8 hex digits.
 
     Returns:
@@ -158,6 +204,7 @@ def read_weights(path: str | os.PathLike[str], *, sha256: str | None = None) -> 
         ValueError: The hash does not match, or the file cannot be read (a
             :class:`CheckpointError` naming the file).
         TypeError: The file does not hold a dict.
+        ImportError: A safetensors file, without the ``safetensors`` package.
 
     Example:
         >>> import tempfile
@@ -177,7 +224,7 @@ def read_weights(path: str | os.PathLike[str], *, sha256: str | None = None) -> 
         raise FileNotFoundError(f"weights file {str(path)!r} does not exist.")
     if sha256 is not None and path.is_file():
         _check_sha256(path, sha256)
-    loaded = read_torch_file(path)
+    loaded = _read_file(path)
     if not isinstance(loaded, dict):
         raise TypeError(f"{path} holds a {type(loaded).__name__}, not a state dict or checkpoint.")
     return loaded
@@ -229,13 +276,15 @@ class ModelFile:
 def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
     """Read a file written by ``save_checkpoint`` or ``fit(checkpoint_dir=...)``.
 
-    Files of 0.1-0.2 (format version 1, the card's facts stored as top-level entries)
-    are read into the same card.
+    A ``.safetensors`` model file (``save_checkpoint("m.safetensors", model)``) is read
+    with no unpickling, its card from the file's metadata. Files of 0.1-0.2 (format
+    version 1, the card's facts stored as top-level entries) are read into the same card.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         CheckpointError: Unreadable, not a visionblocks model file, or a card field that
             is wrong; one line naming the file (and the field).
+        ImportError: A safetensors file, without the ``safetensors`` package.
 
     Example:
         >>> import tempfile, visionblocks as vb
@@ -244,7 +293,7 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
         >>> saved.card.builder, saved.card.num_classes, len(saved.state_dict) > 0
         ('resnet20', 3, True)
     """
-    raw = read_torch_file(path)
+    raw = _read_file(path)
     name = repr(str(path))
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(

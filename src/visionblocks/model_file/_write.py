@@ -3,17 +3,21 @@
 A model file is a dict ``{"format": FORMAT, "version": VERSION, "model": state_dict,
 "card": card.to_dict(), ...}``; a training state (``fit``'s ``last.pt``) is the same file
 with the optimizer, schedule, history and RNG states added, so any of them rebuilds
-with ``load_model``.
+with ``load_model``. A path ending in ``.safetensors`` gets the same model file in
+safetensors: the state dict as its tensors, the format, version and card (as JSON) as
+its string metadata. Training states stay torch files (optimizer states and history
+are not tensors alone).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
@@ -21,6 +25,7 @@ from torch import nn
 from visionblocks.model_file._card import ModelCard
 from visionblocks.model_file._keys import unwrap_model
 from visionblocks.model_file._read import FORMAT, STATE_ENTRIES, VERSION
+from visionblocks.model_file._safetensors import SUFFIX, safetensors_bytes
 
 __all__ = ["atomic_save", "write_model_file"]
 
@@ -40,6 +45,11 @@ def atomic_save(obj: object, path: str | Path) -> Path:
         >>> atomic_save({"a": 1}, folder / "x.pt").name, sorted(p.name for p in folder.iterdir())
         ('x.pt', ['x.pt'])
     """
+    return _atomic_write(path, lambda file: torch.save(obj, file))
+
+
+def _atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write`` on a temporary file next to ``path``, then rename it into place."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(
@@ -61,7 +71,7 @@ def atomic_save(obj: object, path: str | Path) -> Path:
         if hasattr(os, "fchmod"):  # POSIX: mkstemp makes it private (0600); a checkpoint is not
             os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -112,7 +122,8 @@ def write_model_file(
     """Write ``model``'s weights and ``card`` (plus a training ``state``) atomically.
 
     Args:
-        path: Target file; parent folders are created.
+        path: Target file; parent folders are created. A name ending in ``.safetensors``
+            writes a safetensors file (``pip install 'visionblocks[safetensors]'``).
         model: The model (DDP/compiled wrappers are unwrapped).
         card: What the model carries.
         state: Entries of a training state (optimizer, history, ...), for ``fit``'s resume.
@@ -120,10 +131,17 @@ def write_model_file(
     Returns:
         The path written.
 
+    Raises:
+        ValueError: A training ``state`` for a ``.safetensors`` path.
+
     Example:
         >>> import tempfile
         >>> from visionblocks.model_file import read_model_file
         >>> path = write_model_file(f"{tempfile.mkdtemp()}/m.pt", nn.Linear(2, 2),
+        ...                         ModelCard(classes=("a", "b")))
+        >>> read_model_file(path).card.classes
+        ('a', 'b')
+        >>> path = write_model_file(f"{tempfile.mkdtemp()}/m.safetensors", nn.Linear(2, 2),
         ...                         ModelCard(classes=("a", "b")))
         >>> read_model_file(path).card.classes
         ('a', 'b')
@@ -134,10 +152,21 @@ def write_model_file(
     unknown = sorted(set(extra) - STATE_ENTRIES)
     if unknown:  # pragma: no cover - a programming error inside visionblocks
         raise ValueError(f"not training-state entries: {unknown}; facts go into the card.")
+    weights = unwrap_model(model).state_dict()
+    if Path(path).suffix.lower() == SUFFIX:
+        if extra:
+            raise ValueError(
+                f"cannot write a training state to {str(path)!r}: its optimizer, history and "
+                f"RNG states are not tensors alone, so it stays a torch file; name it *.pt "
+                f"(a model alone can be saved as .safetensors with save_checkpoint)."
+            )
+        metadata = {"format": FORMAT, "version": str(VERSION), "card": json.dumps(card.to_dict())}
+        data = safetensors_bytes(weights, metadata)  # before the temporary file exists
+        return _atomic_write(path, lambda file: file.write(data))
     entries: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
-        "model": unwrap_model(model).state_dict(),
+        "model": weights,
         "card": card.to_dict(),
         **extra,
     }

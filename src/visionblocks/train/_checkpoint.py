@@ -98,8 +98,12 @@ def save_checkpoint(
     normalization and how it trained. A file saved here, by ``fit``'s ``BestCheckpoint``
     or by ``visionblocks train`` rebuilds with :func:`~visionblocks.load_model`.
 
+    A ``path`` ending in ``.safetensors`` writes a safetensors file: the weights as its
+    tensors, the card as JSON in its metadata, so that reading it back unpickles nothing
+    (``pip install 'visionblocks[safetensors]'``).
+
     Args:
-        path: Target file; parent folders are created.
+        path: Target file (``.pt``, or ``.safetensors``); parent folders are created.
         model: The model (DDP/compiled wrappers are unwrapped).
         card: The card to store instead of the model's own.
         model_name: Registry name of the builder (overrides the card's ``builder``).
@@ -121,6 +125,9 @@ def save_checkpoint(
         >>> saved = load_checkpoint(path)
         >>> saved["card"].builder, saved["card"].classes, saved["card"].training
         ('resnet20', ('a', 'b', 'c'), {'epoch': 4})
+        >>> path = save_checkpoint(f"{tempfile.mkdtemp()}/m.safetensors", vb.resnet20())
+        >>> vb.model_card(vb.load_model(path)).builder
+        'resnet20'
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module; got {type(model).__name__}.")
