@@ -5,7 +5,10 @@ names, input shape, normalization, resize rule, task, source, how it was trained
 Registered builders attach one to each model they build and ``fit`` completes it; model
 files store it next to the weights. This package sits below ``models``, ``train``,
 ``transfer`` and ``inference``: each of them reads and writes files through it, with one
-``torch.load`` (``weights_only=True``), one atomic write and one diff of the keys.
+``torch.load`` (``weights_only=True``), one atomic write and one diff of the keys. A
+path ending in ``.safetensors`` holds the same model file in safetensors (the card as
+JSON in its metadata), read with no unpickling; any safetensors state dict reads as
+weights.
 
 Example:
     >>> import tempfile, visionblocks as vb
