@@ -15,10 +15,21 @@ labels on ``--device``, with the same number of DataLoader workers:
 
 Each side runs ``--epochs`` full epochs, timed end to end, worker start-up included.
 
+``--size N`` (e.g. 224) measures photos instead: ``--images`` RGB JPEGs of ``8N/7 x 10N/7``
+pixels (256 x 320 for 224; the sample's Fashion-MNIST pictures, upscaled and tinted per
+class, written by this script), made ``(B, 3, N, N)`` batches for training:
+
+* baseline: ``ImageFolder`` (Pillow, RGB) with ``RandomResizedCrop(N, scale=(0.35, 1),
+  ratio=(3/4, 4/3))``, ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize`` per image;
+* visionblocks: ``load_dataset(folder, image_size=N, resize="shorter-side+center-crop",
+  in_memory=False)`` and ``StreamLoader(augment="photo")``: workers decode and size
+  (the evaluation rule, so every batch is ``N x N``), the same random resized crop + flip
+  and normalization run on the whole batch on ``--device``.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_folder_stream.py [--folder PATH] [--images 20000]
-        [--workers N] [--batch-size 256] [--epochs 2] [--device cpu]
+        [--workers N] [--batch-size 256] [--epochs 2] [--device cpu] [--size 224]
 """
 
 from __future__ import annotations
@@ -39,6 +50,9 @@ from torchvision.datasets import ImageFolder
 from torchvision.io import write_png
 
 from visionblocks.data import StreamLoader, default_num_workers, load_dataset
+
+# The "photo" preset's random resized crop: share of the area, aspect ratio (width / height).
+PHOTO_SCALE, PHOTO_RATIO = (0.35, 1.0), (3 / 4, 4 / 3)
 
 
 def cpu_flags() -> str:
@@ -66,9 +80,34 @@ def write_folder(folder: Path, images: int) -> None:
     staging.rename(folder)
 
 
+def write_photos(folder: Path, images: int, side: int) -> None:
+    """``images`` RGB JPEGs, ``(8 side / 7) x (10 side / 7)``, in class folders, from the sample."""
+    data = load_dataset("sample")
+    if images > len(data):
+        raise SystemExit(f"--images {images} with --size: the sample has {len(data)} images.")
+    height, width = round(side * 8 / 7), round(side * 10 / 7)
+    staging = folder.with_name(folder.name + ".partial")
+    tints = torch.rand(len(data.classes), 3, generator=torch.Generator().manual_seed(0)) * 0.6 + 0.4
+    for i in range(images):
+        label = int(data.labels[i])
+        name = data.classes[label].replace("/", "-")
+        (staging / name).mkdir(parents=True, exist_ok=True)
+        gray = Image.fromarray(data.images[i, 0].numpy(), "L").resize(
+            (width, height), Image.Resampling.BICUBIC
+        )
+        rgb = Image.merge("RGB", [gray.point(lambda v, t=t: int(v * t)) for t in tints[label]])
+        rgb.save(staging / name / f"{i:05d}.jpg", quality=90)
+    staging.rename(folder)
+
+
 def gray_loader(path: str) -> Image.Image:
     with Image.open(path) as image:
         return image.convert("L")
+
+
+def rgb_loader(path: str) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
 
 
 def main() -> None:
@@ -79,14 +118,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--size", type=int, default=None, help="photos: RGB JPEGs trained at N x N (e.g. 224)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     device = torch.device(args.device)
-    folder = args.folder or Path(tempfile.gettempdir()) / f"visionblocks-fashion-png-{args.images}"
+    kind = "fashion-png" if args.size is None else f"photo-jpg-{args.size}"
+    folder = args.folder or Path(tempfile.gettempdir()) / f"visionblocks-{kind}-{args.images}"
     if not folder.is_dir():
         start = time.perf_counter()
-        write_folder(folder, args.images)
-        print(f"wrote {args.images} PNGs to {folder} in {time.perf_counter() - start:.1f} s")
+        if args.size is None:
+            write_folder(folder, args.images)
+        else:
+            write_photos(folder, args.images, args.size)
+        print(f"wrote {args.images} images to {folder} in {time.perf_counter() - start:.1f} s")
     load1, load5, _ = os.getloadavg()
     print(
         f"torch {torch.__version__}, device {device}, {os.cpu_count()} CPUs ({cpu_flags()}), "
@@ -95,27 +141,32 @@ def main() -> None:
     )
 
     start = time.perf_counter()
-    stream = load_dataset(folder, in_memory=False)
+    if args.size is None:
+        stream = load_dataset(folder, in_memory=False)
+    else:
+        stream = load_dataset(
+            folder, image_size=args.size, resize="shorter-side+center-crop", in_memory=False
+        )
     indexed = time.perf_counter() - start
     mean, std = stream.mean, stream.std
     print(
         f"load_dataset(in_memory=False): {len(stream)} files indexed in {indexed:.2f} s, "
         f"stats from a sample in {time.perf_counter() - start - indexed:.2f} s; "
-        f"mean {mean[0]:.4f}, std {std[0]:.4f}"
+        f"mean {[round(m, 4) for m in mean]}, std {[round(s, 4) for s in std]}"
     )
     side = stream.image_size[0]
+    crop: list[object] = (
+        [T.RandomCrop(side, padding=4)]
+        if args.size is None
+        else [T.RandomResizedCrop(side, scale=PHOTO_SCALE, ratio=PHOTO_RATIO)]
+    )
     baseline = DataLoader(
         ImageFolder(
             str(folder),
             transform=T.Compose(
-                [
-                    T.RandomCrop(side, padding=4),
-                    T.RandomHorizontalFlip(),
-                    T.ToTensor(),
-                    T.Normalize(mean, std),
-                ]
+                [*crop, T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)]
             ),
-            loader=gray_loader,
+            loader=gray_loader if args.size is None else rgb_loader,
         ),
         batch_size=args.batch_size,
         shuffle=True,
@@ -123,8 +174,8 @@ def main() -> None:
         pin_memory=device.type == "cuda",
     )
     ours = StreamLoader(
-        stream, batch_size=args.batch_size, augment="standard", device=device,
-        num_workers=args.workers,
+        stream, batch_size=args.batch_size, augment="standard" if args.size is None else "photo",
+        device=device, num_workers=args.workers,
     )  # fmt: skip
     pil_rate = images_per_second(baseline, args.epochs, device)
     ours_rate = images_per_second(ours, args.epochs, device)
