@@ -30,7 +30,7 @@ from visionblocks._cli._common import (
 )
 from visionblocks._cli.config import OptionSpec
 from visionblocks.data import ImageDataset, StreamingDataset
-from visionblocks.model_file import card_in, read_weights
+from visionblocks.model_file import card_of
 from visionblocks.recipes import RECIPE_PRESETS, FastRecipe, fast_recipe
 from visionblocks.train import (
     EMA,
@@ -233,10 +233,9 @@ def _pretrained_model(
         args.pretrained, train.num_classes, weights=weights, in_channels=train.image_shape[0],
         model_kwargs=extra,
     )  # fmt: skip
-    saved: dict[str, Any] = {}
-    if Path(weights).is_file():
-        card = card_in(read_weights(weights))
-        saved = dict(card.builder_kwargs) if card is not None else {}
+    # The builder kwargs pretrained() used (a checkpoint's own, or timm's): its card has them.
+    card = card_of(model)
+    saved = dict(card.builder_kwargs) if card is not None else {}
     kwargs = {
         **saved, **extra, "num_classes": train.num_classes, "in_channels": train.image_shape[0]
     }  # fmt: skip

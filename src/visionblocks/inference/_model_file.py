@@ -1,7 +1,8 @@
 """A saved model, rebuilt for inference: :func:`load_model`.
 
 A model file holds the weights and the model's
-:class:`~visionblocks.model_file.ModelCard`: the registry builder and its arguments,
+:class:`~visionblocks.model_file.ModelCard`: the builder (a registry name, or
+``"timm:<name>"`` for a timm backbone from ``pretrained``) and its arguments,
 the class names, the normalization statistics and the ``(C, H, W)`` shape of the
 training images. :func:`load_model` rebuilds the network from the card, loads the
 weights and leaves the card on the model, where ``predict``, ``evaluate`` and ``export``
@@ -21,7 +22,7 @@ from visionblocks.model_file import (
     load_state_checked,
     read_model_file,
 )
-from visionblocks.models import create_model
+from visionblocks.transfer import build_from_card
 
 __all__ = ["load_model", "model_card"]
 
@@ -44,6 +45,7 @@ def load_model(path: str | os.PathLike[str]) -> nn.Module:
         FileNotFoundError: ``path`` does not exist.
         ValueError: The file is not a visionblocks checkpoint, a card field is wrong, the
             card names no registered builder, or the weights do not fit the model it names.
+        ImportError: The card names a timm model and timm is not installed.
 
     Example:
         >>> import tempfile, visionblocks as vb
@@ -61,7 +63,7 @@ def load_model(path: str | os.PathLike[str]) -> nn.Module:
             f"before saving it, or pass save_checkpoint(path, model, model_name=..., "
             f"model_kwargs=...)."
         )
-    model = create_model(card.builder, **card.builder_kwargs)
+    model = build_from_card(card)
     try:
         load_state_checked(model, saved.state_dict)
     except ValueError as err:

@@ -22,7 +22,7 @@ from torch import nn
 from visionblocks.data import BatchAugmentFn, DataLike, LoaderOptions, labels_of, stats_of
 from visionblocks.model_file import attach_card, card_of
 from visionblocks.train._callbacks import Callback
-from visionblocks.train._card import card_for_data
+from visionblocks.train._card import StatsChoice, card_for_data, input_stats
 from visionblocks.train._checkpoint import (
     read_training_state,
     restore_training_state,
@@ -67,6 +67,7 @@ def fit(
     mixup: float = 0.0,
     cutmix: float = 0.0,
     augment: str | BatchAugmentFn | None = AUTO,
+    stats: StatsChoice = "auto",
     val_tta: bool = False,
     val_every: int = 1,
     ema: float | EMA | None = None,
@@ -117,6 +118,13 @@ def fit(
             data, image folders); ``"auto"``: ``FIT_DEFAULTS.augment`` there, and nothing
             for a ``Dataset`` or ``DataLoader``, which brings its own transforms (any other
             value with one is an error); ``None``: no augmentation.
+        stats: Whose ``(mean, std)`` normalize the inputs: ``"weights"``, the model
+            card's (the statistics pretrained weights were trained with, which
+            :func:`~visionblocks.transfer.pretrained` records); ``"data"``, the training
+            data's; ``"auto"``, the card's for a model from pretrained weights (its card
+            names a ``source`` and has statistics), else the data's. The card keeps the
+            ones used, so ``evaluate``, ``predict`` and ``export`` normalize the same way.
+            A ``Dataset`` or ``DataLoader`` brings its own normalization.
         val_tta: Validate with flip test-time augmentation (the logits of each image and
             its mirror averaged), as ``evaluate(..., tta=True)`` does.
         val_every: Validate after every ``val_every``-th epoch and after the last of
@@ -189,15 +197,16 @@ def fit(
     seed = int(saved["seed"]) if saved is not None else fresh_seed() if seed is None else seed
     seed_everything(seed)
 
-    stats = stats_of(train)
+    normalization = input_stats(model, train, stats)
+    mean, std = normalization or (None, None)
     loading = LoaderOptions(
-        batch_size=batch_size, augment=augment, device=plan.device, seed=seed,
-        channels_last=plan.channels_last, rank=dist.rank, world_size=dist.world_size,
+        batch_size=batch_size, augment=augment, device=plan.device, seed=seed, mean=mean,
+        std=std, channels_last=plan.channels_last, rank=dist.rank, world_size=dist.world_size,
     )  # fmt: skip
     train_batches = make_batches(train, loading, train=True)
     val_batches = None
     if val is not None:
-        mean, std = stats or stats_of(val) or (None, None)
+        mean, std = normalization or stats_of(val) or (None, None)
         val_loading = replace(loading, batch_size=max(batch_size, 512), mean=mean, std=std)
         val_batches = make_batches(val, val_loading, train=False)
     num_classes = check_model_fits_data(model, train, train_batches, val=val)
@@ -206,7 +215,7 @@ def fit(
     card_for_data(model, train, num_classes=num_classes, training={
         "epochs": epochs, "batch_size": batch_size * accumulate, "optimizer": name,
         "lr": peak_lr, "seed": seed, "data": getattr(train, "name", type(train).__name__),
-    })  # fmt: skip
+    }, stats=normalization)  # fmt: skip
     notes: list[str] = []
     if sync_batchnorm:
         model, note = convert_sync_batchnorm(model, dist)

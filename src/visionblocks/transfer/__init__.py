@@ -23,15 +23,30 @@ from visionblocks.transfer._heads import (
     get_head,
     replace_head,
 )
+from visionblocks.transfer._preprocessing import EFFICIENTNET_LITE, IMAGENET, Preprocessing
 from visionblocks.transfer._pretrained import pretrained, resolve_torchvision_weights
-from visionblocks.transfer._weights import LoadReport, load_weights, read_checkpoint
+from visionblocks.transfer._rebuild import build_from_card
+from visionblocks.transfer._timm import TIMM_PREFIX, cached_timm_weights
+from visionblocks.transfer._weights import (
+    LoadReport,
+    load_weights,
+    read_checkpoint,
+    read_weights_file,
+)
 
 __all__ = [
     "pretrained",
     "fine_tune",
+    "Preprocessing",
+    "IMAGENET",
+    "EFFICIENTNET_LITE",
+    "TIMM_PREFIX",
+    "cached_timm_weights",
+    "build_from_card",
     "load_weights",
     "LoadReport",
     "read_checkpoint",
+    "read_weights_file",
     "resolve_torchvision_weights",
     "freeze",
     "unfreeze",

@@ -15,18 +15,32 @@ from visionblocks.model_file import (
     attach_card,
     card_in,
     card_of,
-    read_weights,
+    is_plain,
     state_dict_of,
 )
 from visionblocks.models import create_model, first_conv, list_models
 from visionblocks.transfer._freeze import freeze as freeze_model
 from visionblocks.transfer._heads import adapt_input_channels, get_head, replace_head
-from visionblocks.transfer._weights import load_weights
+from visionblocks.transfer._preprocessing import (
+    Preprocessing,
+    card_preprocessing,
+    lite_preprocessing,
+    torchvision_preprocessing,
+)
+from visionblocks.transfer._timm import (
+    TIMM_PREFIX,
+    build_timm,
+    cached_timm_weights,
+    is_timm_name,
+    timm_preprocessing,
+)
+from visionblocks.transfer._weights import load_weights, read_weights_file
 
 __all__ = ["pretrained", "resolve_torchvision_weights"]
 
 _TORCHVISION_PREFIX = "torchvision."
-_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt"}  # file names, as opposed to weights enum names
+# File names, as opposed to weights enum names.
+_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".safetensors"}
 
 
 def _torchvision_models() -> list[str]:
@@ -93,11 +107,17 @@ def pretrained(
     sha256: str | None = None,
     strict: bool = True,
     model_kwargs: Mapping[str, Any] | None = None,
+    preprocessing: Preprocessing | None = None,
 ) -> nn.Module:
     """Build a model with pretrained weights and a new head for ``num_classes`` classes.
 
-    Three kinds of model, tried in this order:
+    Four kinds of model, tried in this order:
 
+    * a timm model, ``"timm:<name>"`` (any ``timm.list_models()`` name, optionally with
+      a pretrained tag: ``"timm:resnet50.a1_in1k"``; the ``timm`` extra), with
+      ``weights`` a local ``.safetensors``/``.pth``/``.bin`` file, or ``"DEFAULT"``: the
+      file the local Hugging Face cache holds for it (never downloaded; a missing one
+      is an error that says how to get it);
     * a visionblocks model name (``list_models()``), with ``weights`` the path of a
       checkpoint saved by ``save_checkpoint`` (its ``model_kwargs`` are reused);
     * a torchvision classification model name (``"resnet18"``; prefix
@@ -107,13 +127,25 @@ def pretrained(
     * a model instance (e.g. an EfficientNet from another package), with ``weights``
       a local file or state dict.
 
-    A local file is read with ``weights_only=True`` and, if ``sha256`` is given,
-    checked first. The head is always new (freshly initialised, ``num_classes``
-    outputs) unless ``keep_head=True``: a source head trained for other classes,
-    even as many, would start the new task from confidently wrong logits.
+    A local file is read with ``weights_only=True`` (a ``.safetensors`` file holds
+    tensors only) and, if ``sha256`` is given, checked first. The head is always new
+    (freshly initialised, ``num_classes`` outputs) unless ``keep_head=True``: a source
+    head trained for other classes, even as many, would start the new task from
+    confidently wrong logits.
     For ``in_channels`` other than the weights' (grayscale from RGB), the first conv
     is adapted by summing the pretrained filters (:func:`adapt_conv_weight`), which
     keeps the features the rest of the network was trained on.
+
+    The model's card records where the weights came from (``source``: the file, the
+    weights name, or ``"timm:<name>"`` with the file in ``training["weights"]``) and
+    the preprocessing they were trained with: ``mean``, ``std`` and ``image_shape``
+    (the weights' crop and interpolation in ``training["weights_preprocessing"]``).
+    Each source declares it: timm's ``pretrained_cfg``, torchvision's weights
+    ``transforms()`` (for a local file, those of the model's ``DEFAULT`` weights),
+    EfficientNet-Lite's ``(x - 127) / 128`` for the ``efficientnet_lite_pytorch``
+    models, a visionblocks checkpoint's card; ``preprocessing`` overrides it. ``fit``
+    then normalizes with these statistics (its ``stats="auto"``); ``weights=None``
+    declares none, so a from-scratch baseline uses the data's.
 
     Args:
         name: Model name or instance.
@@ -128,7 +160,10 @@ def pretrained(
             predict with the model as it is); ``num_classes`` must match it.
         sha256: Expected SHA-256 of the weights file (or a prefix of >= 8 hex digits).
         strict: Raise on missing/unexpected keys (see :func:`load_weights`).
-        model_kwargs: Extra keyword arguments for a visionblocks model's builder.
+        model_kwargs: Extra keyword arguments for a visionblocks model's builder or for
+            ``timm.create_model`` (e.g. ``drop_path_rate``).
+        preprocessing: What the weights expect of their inputs, when the source does
+            not say it (another package's model, a file of other weights).
 
     Returns:
         The model, in training mode.
@@ -136,6 +171,10 @@ def pretrained(
     Raises:
         ValueError: Unknown model name or weights, a hash mismatch, or keys that do
             not fit the model.
+        ImportError: A ``"timm:"`` name without timm installed (``pip install
+            'visionblocks[timm]'``).
+        FileNotFoundError: A weights file that does not exist, or timm weights that are
+            not in the local Hugging Face cache.
         ConnectionError: torchvision weights could not be downloaded (offline); the
             message gives the URL and how to pass the downloaded file instead.
 
@@ -148,16 +187,78 @@ def pretrained(
         >>> [n for n, p in model.named_parameters() if p.requires_grad]
         ['head.weight', 'head.bias']
     """
-    state, kwargs = _local_weights(name, weights, sha256, model_kwargs)
+    if is_timm_name(name) and weights == "DEFAULT":
+        weights = cached_timm_weights(str(name))
+    state, saved_card, kwargs = _local_weights(name, weights, sha256, model_kwargs)
     model = _build(name, num_classes, in_channels, weights, state, kwargs)
     reinitialized = _load(model, state, keep_head=keep_head, strict=strict)
     _adapt(model, num_classes, in_channels, keep_head=keep_head, weights=weights,
            reinitialized=reinitialized)  # fmt: skip
     if freeze:
         freeze_model(model, except_head=True)
-    card = card_of(model) or ModelCard()
-    attach_card(model, card.replace(source=_describe(weights)))
+    if weights is not None and preprocessing is None:
+        preprocessing = _declared_preprocessing(name, weights, model, saved_card)
+    attach_card(model, _card(model, name, weights, num_classes, in_channels, kwargs,
+                             preprocessing))  # fmt: skip
     return model.train()
+
+
+def _card(
+    model: nn.Module,
+    name: str | nn.Module,
+    weights: Any,
+    num_classes: int,
+    in_channels: int,
+    kwargs: dict[str, Any],
+    preprocessing: Preprocessing | None,
+) -> ModelCard:
+    """The model's card: its builder (timm's rebuilt from ``"timm:<name>"``), source, inputs."""
+    card = card_of(model) or ModelCard()
+    fields: dict[str, Any] = {"source": _describe(weights)}
+    training = dict(card.training)
+    if is_timm_name(name):
+        bare = str(name).removeprefix(TIMM_PREFIX)
+        plain = {k: v for k, v in kwargs.items() if is_plain(v)}
+        fields.update(
+            builder=TIMM_PREFIX + bare, source=TIMM_PREFIX + bare,
+            builder_kwargs={**plain, "num_classes": num_classes, "in_channels": in_channels},
+        )  # fmt: skip
+        if weights is not None:
+            training["weights"] = _weights_name(weights)
+    if preprocessing is not None:
+        preprocessing = preprocessing.for_channels(in_channels)
+        fields.update(preprocessing.card_fields())
+        training["weights_preprocessing"] = preprocessing.resize_facts()
+    return card.replace(training=training, **fields)
+
+
+def _declared_preprocessing(
+    name: str | nn.Module, weights: Any, model: nn.Module, saved_card: ModelCard | None
+) -> Preprocessing | None:
+    """What the source of ``weights`` says its inputs were: see :func:`pretrained`."""
+    if isinstance(name, nn.Module):
+        return lite_preprocessing(name)
+    if is_timm_name(name):
+        return timm_preprocessing(name)
+    if not name.startswith(_TORCHVISION_PREFIX) and name in list_models():
+        return card_preprocessing(saved_card)
+    tv_name = name.removeprefix(_TORCHVISION_PREFIX)
+    local = _is_path(weights) or isinstance(weights, Mapping)
+    return torchvision_preprocessing(
+        resolve_torchvision_weights(tv_name, "DEFAULT" if local else weights)
+    )
+
+
+def _weights_name(weights: Any) -> str:
+    """A weights file's name; ``"<repo>/<file>"`` for one in the Hugging Face cache."""
+    if isinstance(weights, Mapping):
+        return "state dict"
+    path = Path(weights)
+    # The cache keeps a repo's files under models--<owner>--<repo>/snapshots/<commit>/.
+    repo = next((p for p in path.parts if p.startswith("models--")), None)
+    if repo is not None and "snapshots" in path.parts:
+        return f"{repo.removeprefix('models--').replace('--', '/')}/{path.name}"
+    return path.name
 
 
 def _describe(weights: Any) -> str | None:
@@ -172,8 +273,8 @@ def _local_weights(
     weights: Any,
     sha256: str | None,
     model_kwargs: Mapping[str, Any] | None,
-) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """A local file's or state dict's tensors (``None`` otherwise), and the builder kwargs.
+) -> tuple[dict[str, Any] | None, ModelCard | None, dict[str, Any]]:
+    """A local file's or state dict's tensors (``None`` otherwise), its card, the builder kwargs.
 
     A visionblocks model file names its builder: it must be ``name``, and its builder
     arguments are reused (``model_kwargs`` win).
@@ -187,8 +288,10 @@ def _local_weights(
             f"checks the hashes of its own downloads)."
         )
     if weights is None or not (_is_path(weights) or isinstance(weights, Mapping)):
-        return None, kwargs
-    checkpoint = weights if isinstance(weights, Mapping) else read_weights(weights, sha256=sha256)
+        return None, None, kwargs
+    checkpoint = (
+        weights if isinstance(weights, Mapping) else read_weights_file(weights, sha256=sha256)
+    )
     card = card_in(checkpoint)
     saved_name = card.builder if card is not None else None
     if (
@@ -202,7 +305,7 @@ def _local_weights(
         )
     if card is not None:
         kwargs = {**card.builder_kwargs, **kwargs}
-    return state_dict_of(checkpoint), kwargs
+    return state_dict_of(checkpoint), card, kwargs
 
 
 def _build(
@@ -213,7 +316,15 @@ def _build(
     state: dict[str, Any] | None,
     kwargs: dict[str, Any],
 ) -> nn.Module:
-    """The network ``name`` stands for: an instance, a visionblocks model or a torchvision one."""
+    """The network ``name`` stands for: an instance, a timm, visionblocks or torchvision model."""
+    if is_timm_name(name):
+        if state is None and weights is not None:
+            raise ValueError(
+                f"weights={weights!r}: a timm model takes 'DEFAULT' (the local Hugging Face "
+                f"cache), a .safetensors/.pth/.bin file, a state dict, or None."
+            )
+        options = {k: v for k, v in kwargs.items() if k not in ("num_classes", "in_channels")}
+        return build_timm(str(name), num_classes=num_classes, in_channels=in_channels, **options)
     if isinstance(name, nn.Module):
         if state is None and weights is not None:
             raise ValueError(
