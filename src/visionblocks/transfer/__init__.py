@@ -27,12 +27,7 @@ from visionblocks.transfer._preprocessing import EFFICIENTNET_LITE, IMAGENET, Pr
 from visionblocks.transfer._pretrained import pretrained, resolve_torchvision_weights
 from visionblocks.transfer._rebuild import build_from_card
 from visionblocks.transfer._timm import TIMM_PREFIX, cached_timm_weights
-from visionblocks.transfer._weights import (
-    LoadReport,
-    load_weights,
-    read_checkpoint,
-    read_weights_file,
-)
+from visionblocks.transfer._weights import LoadReport, load_weights, read_checkpoint
 
 __all__ = [
     "pretrained",
@@ -46,7 +41,6 @@ __all__ = [
     "load_weights",
     "LoadReport",
     "read_checkpoint",
-    "read_weights_file",
     "resolve_torchvision_weights",
     "freeze",
     "unfreeze",

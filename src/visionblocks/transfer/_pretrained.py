@@ -16,6 +16,7 @@ from visionblocks.model_file import (
     card_in,
     card_of,
     is_plain,
+    read_weights,
     state_dict_of,
 )
 from visionblocks.models import create_model, first_conv, list_models
@@ -34,7 +35,7 @@ from visionblocks.transfer._timm import (
     is_timm_name,
     timm_preprocessing,
 )
-from visionblocks.transfer._weights import load_weights, read_weights_file
+from visionblocks.transfer._weights import load_weights
 
 __all__ = ["pretrained", "resolve_torchvision_weights"]
 
@@ -289,9 +290,7 @@ def _local_weights(
         )
     if weights is None or not (_is_path(weights) or isinstance(weights, Mapping)):
         return None, None, kwargs
-    checkpoint = (
-        weights if isinstance(weights, Mapping) else read_weights_file(weights, sha256=sha256)
-    )
+    checkpoint = weights if isinstance(weights, Mapping) else read_weights(weights, sha256=sha256)
     card = card_in(checkpoint)
     saved_name = card.builder if card is not None else None
     if (
