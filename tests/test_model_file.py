@@ -158,3 +158,30 @@ def test_fit_on_a_dataloader_leaves_unknown_fields_unknown() -> None:
         "simple_cnn", None, None, None
     )  # fmt: skip
     assert card.training["epochs"] == 1
+
+
+def test_the_card_knows_every_resize_rule_the_data_implements(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from visionblocks.data import RESIZE_RULES as IMPLEMENTED
+    from visionblocks.model_file import RESIZE_RULES
+
+    assert RESIZE_RULES == IMPLEMENTED
+
+    class Seen(torch.nn.Module):
+        """Records the batch predict gives it."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.x = x
+            return torch.zeros(len(x), 2)
+
+    # predict applies the card's rule: a crop-rule model sees the centre of a wide image.
+    wide = torch.zeros(4, 12, dtype=torch.uint8)
+    wide[:, 4:8] = 255  # a bright centre between dark sides
+    Image.fromarray(wide.numpy()).save(tmp_path / "wide.png")
+    for rule, darkest in (("shorter-side+center-crop", 1.0), ("squash", 0.0)):
+        model = Seen()
+        card = ModelCard(classes=("a", "b"), image_shape=(1, 4, 4), mean=(0.0,), std=(1.0,))
+        vb.model_file.attach_card(model, card.replace(resize=rule))
+        vb.predict(model, tmp_path / "wide.png", device="cpu")
+        assert float(model.x.min()) == pytest.approx(darkest, abs=0.02), rule

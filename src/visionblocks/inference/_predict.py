@@ -63,6 +63,7 @@ class _Usage:
     stats: Stats | None
     channels: int | None
     size: tuple[int, int] | None
+    resize: str
 
 
 def _usage(model: nn.Module) -> _Usage:
@@ -74,6 +75,7 @@ def _usage(model: nn.Module) -> _Usage:
         stats=model_stats(model),
         channels=channels if isinstance(channels, int) else None,
         size=None if shape is None else (shape[1], shape[2]),
+        resize=card.resize,
     )
 
 
@@ -89,8 +91,9 @@ def predict(
 
     Each image is prepared the way the model was trained: converted to its number of
     channels (RGB to grayscale with the ITU-R 601 weights Pillow uses, grayscale to RGB
-    by repetition, alpha dropped), resized to the stored training size (bilinear,
-    antialiased, as the folder reader resizes; the aspect ratio is not kept) and
+    by repetition, alpha dropped), brought to the stored training size by the card's
+    resize rule (``"squash"``: bilinear, antialiased, aspect ratio not kept;
+    ``"shorter-side+center-crop"``: the folder reader's same rule) and
     normalized with the stored statistics. A model without a stored size gets its images
     at their own size; one without statistics gets them scaled to [0, 1] only.
 
@@ -166,7 +169,13 @@ def predict(
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             images = [
-                prepare_image(_finite(read(), source), source, usage.channels, usage.size)
+                prepare_image(
+                    _finite(read(), source),
+                    source,
+                    usage.channels,
+                    usage.size,
+                    resize=usage.resize,
+                )
                 for source, read in chunk
             ]
             results += _classify(model, [s for s, _ in chunk], images, usage, top_k, run_on)

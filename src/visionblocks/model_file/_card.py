@@ -42,9 +42,11 @@ CARD_ATTR = "visionblocks_card"
 """The one attribute a model carries its :class:`ModelCard` in."""
 STATS_ATTR = "visionblocks_stats"
 """0.2's attribute for a model's ``(mean, std)`` (deprecated: the card holds them)."""
-RESIZE_RULES = ("squash",)
+RESIZE_RULES = ("squash", "shorter-side+center-crop")
 """How images are brought to ``image_shape``: ``"squash"`` resizes to ``(H, W)`` (bilinear,
-antialiased) without keeping the aspect ratio, as the folder reader does."""
+antialiased) without keeping the aspect ratio; ``"shorter-side+center-crop"`` scales the
+shorter side and cuts the centre (torchvision's ``Resize`` + ``CenterCrop``). The same
+rules as :data:`visionblocks.data.RESIZE_RULES`, which implements them."""
 TASKS = ("multiclass",)
 """What the outputs mean: ``"multiclass"``, one class per image (softmax over the logits)."""
 
