@@ -30,8 +30,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 # 220 images, 200 of them for training (20 validate): 3 steps of 64 per epoch.
-QUICK = ["train", "--model", "simple_cnn", "--limit", "220", "--precision", "fp32",
-         "--no-progress"]  # fmt: skip
+QUICK = ["train", "--model", "simple_cnn", "--limit", "220", "--batch-size", "64",
+         "--precision", "fp32", "--no-progress"]  # fmt: skip
 
 
 def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

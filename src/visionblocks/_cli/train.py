@@ -34,6 +34,7 @@ from visionblocks._cli._run_folder import CONFIG_FILE, RunFolder, write_atomic
 from visionblocks._cli._train_plan import (
     DEFAULT_EPOCHS,
     DEFAULT_MODEL,
+    MIN_STEPS,
     RECIPE_SETS,
     SMALL_DATA,
     Data,
@@ -43,6 +44,7 @@ from visionblocks._cli._train_plan import (
     freeze_epochs,
     make_callbacks,
     plan_model,
+    too_few_steps,
 )
 from visionblocks._cli.config import OptionSpec, option_specs, read_config, toml_value, write_config
 from visionblocks.data import AUGMENT_PRESETS, DATASETS
@@ -120,10 +122,14 @@ def _add_options(p: argparse.ArgumentParser) -> None:
         "--val-fraction", type=float, metavar="F", help="image folders without val/ or test/: "
         "hold out this stratified fraction of the images for validation (default: 0.2)",
     )  # fmt: skip
-    p.add_argument("--epochs", type=int, help=f"default: {DEFAULT_EPOCHS}, or the recipe's")
+    p.add_argument(
+        "--epochs", type=int, help=f"default: {DEFAULT_EPOCHS} (more on a small folder, for "
+        f"{MIN_STEPS} optimizer steps in all), or the recipe's",
+    )  # fmt: skip
     p.add_argument(
         "--batch-size", type=int,
-        help=f"default: 64 below {SMALL_DATA:,} training images (enough steps), else 256",
+        help=f"default: 64 below {SMALL_DATA:,} training images (down to 16 on a small folder, "
+        "for 20 steps per epoch), else 256",
     )  # fmt: skip
     p.add_argument(
         "--augment", choices=AUGMENT_PRESETS, help="augmentation preset (default: standard = pad-4 "
@@ -374,6 +380,9 @@ def _run_in(
     model, name, tta, out = plan.model, plan.name, plan.tta, folder.path
     specs = train_options(args).specs
     fit_kwargs = fit_arguments(args, train, plan, make_callbacks(args, out))
+    warning = too_few_steps(fit_kwargs["epochs"], fit_kwargs["batch_size"], len(train))
+    if warning is not None:
+        print(warning)
     if not resuming:
         write_config(out / CONFIG_FILE, _settings(args, name, fit_kwargs, tta))
         folder.record_start(read_config(out / CONFIG_FILE, specs))
