@@ -508,3 +508,30 @@ def test_a_small_folders_default_plan_takes_enough_steps() -> None:
     kwargs = train_module.fit_arguments(options, train, plan)
     assert (kwargs["batch_size"], kwargs["epochs"]) == (16, 13)  # 156 steps: more epochs
     assert kwargs["epochs"] * (len(train) // 16) >= MIN_STEPS
+
+
+def test_a_labels_file_trains_with_the_crop_rule_and_eval_repeats_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_folder(tmp_path / "photos", per_class=20)  # files 28-30 px wide
+    rows = ["image,label"] + [
+        f"{p.relative_to(folder).as_posix()},{p.parent.name}" for p in sorted(folder.rglob("*.png"))
+    ]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", str(labels), "--root", str(folder), "--model", "simple_cnn",
+            "--epochs", "1", "--image-size", "24", "--resize", "shorter-side+center-crop",
+            "--precision", "fp32", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "on the val split (there is no test split)" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    # 20% of each class held out, never evaluated on the rows it trained on.
+    assert (metrics["train_images"], metrics["val_images"]) == (48, 12)
+    assert vb.load_model(out / "model.pt").visionblocks_card.resize == "shorter-side+center-crop"
+    assert tomllib.loads((out / "config.toml").read_text())["resize"] == "shorter-side+center-crop"
+    capsys.readouterr()
+    assert main(["eval", str(out / "model.pt"), "--precision", "fp32"]) == 0  # all recorded
+    printed = capsys.readouterr().out
+    assert "(12 images)" in printed
+    assert f"accuracy {metrics['val_accuracy']:.2%}" in printed

@@ -80,9 +80,12 @@ def add_data_arguments(
         default=default,
         help="sample (built in, offline), fashion-mnist, mnist, cifar10, cifar100, or the path "
         "of an image folder with one subfolder per class, or with train/ (and val/, test/) "
-        f"subfolders of those (default: {default_help or default})",
+        "subfolders of those, or a labels file (.csv: an image and a label per row) "
+        f"(default: {default_help or default})",
     )
-    parser.add_argument("--root", help="folder holding the dataset files")
+    parser.add_argument(
+        "--root", help="folder holding the dataset files (for a labels file: its images)"
+    )
     parser.add_argument(
         "--limit",
         type=int,
@@ -121,11 +124,11 @@ def check_data_options(
         raise CLIError(f"--image-size must be a positive number of pixels; got {image_size}.")
     if val_fraction is not None and not 0 < val_fraction < 1:  # NaN fails both comparisons
         raise CLIError(f"--val-fraction must be in (0, 1), e.g. 0.2; got {val_fraction}.")
-    if name.lower() in DATASETS or not Path(name).is_dir():
+    if is_named(name):
         if image_size is not None:
             raise CLIError(
-                f"--image-size applies to image folders; {name!r} is a built-in dataset "
-                f"(images of one size)."
+                f"--image-size applies to image folders and labels files; {name!r} is a "
+                f"built-in dataset (images of one size)."
             )
     elif (Path(name) / "val").is_dir() and val_fraction is not None:
         raise CLIError(
@@ -175,6 +178,7 @@ def load_splits(
     *,
     image_size: int | tuple[int, int] | None = None,
     val_fraction: float | None = None,
+    resize: str = "squash",
 ) -> Splits:
     """The splits of a training run: the test split is never used to choose anything.
 
@@ -186,16 +190,17 @@ def load_splits(
     without ``test/`` is evaluated on its validation split, and the run says so. The
     options are checked by :func:`check_data_options`.
     """
-    if name.lower() in DATASETS or not Path(name).is_dir():
+    if is_named(name):
         fraction = NAMED_VAL_FRACTION if val_fraction is None else val_fraction
         named, named_val = hold_out(load_data(name, "train", root, max_images), fraction)
         named_test = load_data(name, "test", root, max_images)
         return Splits(named, named_val, named_test, "test", fraction)
-    folder = Path(name)
+    folder = Path(name)  # an image folder, or a labels file (one set of images: no val/, test/)
     has_val, has_test = (folder / "val").is_dir(), (folder / "test").is_dir()
     if not has_val and val_fraction is None:
         val_fraction = DEFAULT_VAL_FRACTION
     sized: dict[str, Any] = {} if image_size is None else {"image_size": image_size}
+    sized.update({} if resize == "squash" else {"resize": resize})
     split_kw = {**sized, **({} if val_fraction is None else {"val_fraction": val_fraction})}
     # --limit takes a class-balanced subset of the decoded images; else large folders stream.
     in_memory = True if max_images is not None else None
@@ -208,6 +213,13 @@ def load_splits(
     if has_test:
         return Splits(train, val, read("test", **sized), "test", val_fraction)
     return Splits(train, val, val, "val", val_fraction)
+
+
+def is_named(name: str) -> bool:
+    """Whether ``name`` is a built-in dataset rather than an image folder or labels file."""
+    if name.lower().endswith(".csv"):
+        return False
+    return name.lower() in DATASETS or not Path(name).is_dir()
 
 
 def hold_out(data: ImageDataset, fraction: float) -> tuple[ImageDataset, ImageDataset]:

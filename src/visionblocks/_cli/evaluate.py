@@ -14,12 +14,14 @@ from visionblocks._cli._common import (
     add_data_arguments,
     add_device_arguments,
     has_matplotlib,
+    is_named,
     load_splits,
     load_trained,
     normalize,
 )
 from visionblocks._cli._train_plan import Data
-from visionblocks.data import DATASETS, decode_image_file
+from visionblocks.data import decode_image_file
+from visionblocks.inference import model_card
 from visionblocks.train import evaluate
 
 __all__ = ["add_eval_parsers", "read_image"]
@@ -80,14 +82,20 @@ def _split_of_the_run(args: argparse.Namespace, trained: TrainedModel) -> Data:
             f"{args.checkpoint} does not record the dataset it trained on; pass --dataset."
         )
     split = args.split if args.split is not None else trained.state.get("eval_split", "test")
-    folder = Path(dataset).is_dir() and dataset.lower() not in DATASETS
+    folder = not is_named(dataset)
     shape = trained.image_shape
     size = (shape[1], shape[2]) if folder and shape is not None else None
     stored = trained.state.get("val_fraction")
     fraction = stored if isinstance(stored, float) and args.dataset in (None, dataset) else None
     if folder and (Path(dataset) / "val").is_dir():
         fraction = None
-    splits = load_splits(dataset, args.root, args.limit, image_size=size, val_fraction=fraction)
+    card = model_card(trained.model)
+    resize = card.resize if card is not None and size is not None else "squash"
+    stored_root = trained.state.get("root") if args.dataset in (None, dataset) else None
+    root = args.root if args.root is not None or not isinstance(stored_root, str) else stored_root
+    splits = load_splits(
+        dataset, root, args.limit, image_size=size, val_fraction=fraction, resize=resize
+    )
     if split == "test" and splits.eval_split != "test":
         raise CLIError(
             f"{dataset!r} has no test split (no test/ subfolder); evaluate --split val, the "

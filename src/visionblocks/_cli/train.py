@@ -27,6 +27,7 @@ from visionblocks._cli._common import (
     add_data_arguments,
     add_device_arguments,
     has_matplotlib,
+    is_named,
     load_splits,
     probe_writable,
 )
@@ -47,7 +48,7 @@ from visionblocks._cli._train_plan import (
     too_few_steps,
 )
 from visionblocks._cli.config import OptionSpec, option_specs, read_config, toml_value, write_config
-from visionblocks.data import AUGMENT_PRESETS, DATASETS
+from visionblocks.data import AUGMENT_PRESETS, RESIZE_RULES
 from visionblocks.model_file import card_of
 from visionblocks.train import (
     FIT_DEFAULTS,
@@ -119,6 +120,11 @@ def _add_options(p: argparse.ArgumentParser) -> None:
         "--image-size", type=int, metavar="N", help="image folders: resize every image to NxN"
     )
     p.add_argument(
+        "--resize", choices=RESIZE_RULES, help="with --image-size: squash (default: stretch "
+        "to NxN) or shorter-side+center-crop (keep the aspect ratio, cut the centre); "
+        "predict sizes new images the same way",
+    )  # fmt: skip
+    p.add_argument(
         "--val-fraction", type=float, metavar="F", help="image folders without val/ or test/: "
         "hold out this stratified fraction of the images for validation (default: 0.2)",
     )  # fmt: skip
@@ -133,7 +139,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--augment", choices=AUGMENT_PRESETS, help="augmentation preset (default: standard = pad-4 "
-        "crop + flip; lab = the lab's Exercise 4)",
+        "crop + flip; lab = the lab's Exercise 4; photo = random resized crop + flip)",
     )  # fmt: skip
     p.add_argument(
         "--optimizer", choices=("sgd", "adamw", "adam"), help=f"default: {FIT_DEFAULTS.optimizer}"
@@ -259,9 +265,8 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _dataset_path(dataset: str) -> str:
-    """A folder's absolute path (so ``eval`` finds it from anywhere), else the name."""
-    folder = Path(dataset)
-    return str(folder.resolve()) if folder.is_dir() and dataset.lower() not in DATASETS else dataset
+    """A folder's or labels file's absolute path (so ``eval`` finds it anywhere), else the name."""
+    return dataset if is_named(dataset) else str(Path(dataset).resolve())
 
 
 def _default_out(model: str, dataset: str) -> Path:
@@ -327,7 +332,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
     data = load_splits(
         args.dataset, args.root, args.limit, image_size=args.image_size,
-        val_fraction=args.val_fraction,
+        val_fraction=args.val_fraction, resize=args.resize or "squash",
     )  # fmt: skip
     args.val_fraction = data.val_fraction
     train, val, test, split = data.train, data.val, data.test, data.eval_split
@@ -409,7 +414,9 @@ def _run_in(
     save_checkpoint(
         out / "model.pt", model,
         extra={"dataset": _dataset_path(args.dataset), "seed": args.seed, "eval_split": split,
-               "val_fraction": args.val_fraction, f"{split}_accuracy": result.accuracy,
+               "val_fraction": args.val_fraction,
+               "root": str(Path(args.root).resolve()) if args.root else None,
+               f"{split}_accuracy": result.accuracy,
                "tta": tta},
     )  # fmt: skip
     history.to_csv(out / "history.csv")

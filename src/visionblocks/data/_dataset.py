@@ -8,6 +8,7 @@ operations instead of 50,000 Python objects.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -58,6 +59,9 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         std: Per-channel standard deviation in [0, 1] units; computed when left empty.
         transform: Optional per-sample transform applied by ``__getitem__`` to the
             ``(C, H, W)`` uint8 image, e.g. :func:`visionblocks.data.augmentation`.
+        resize: How the images were brought to their size (``load_dataset(resize=...)``):
+            ``"squash"`` or ``"shorter-side+center-crop"``. A model trained on them records
+            it in its card, so ``predict`` sizes new images the same way.
 
     Example:
         >>> ds = ImageDataset(
@@ -77,6 +81,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
     mean: tuple[float, ...] = field(default=())
     std: tuple[float, ...] = field(default=())
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    resize: str = "squash"
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -142,9 +147,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         Train and eval views of the same data are then distinct objects (the lab's pitfall:
         one transform object shared by both).
         """
-        return ImageDataset(
-            self.images, self.labels, self.classes, self.name, self.mean, self.std, transform
-        )
+        return dataclasses.replace(self, transform=transform)
 
 
 def subset(
@@ -170,14 +173,12 @@ def subset(
         (4, [0, 0, 1, 1], 'images[40%]')
     """
     index = subset_indices(dataset, fraction, stratified=stratified, seed=seed)
-    return ImageDataset(
-        dataset.images[index],
-        dataset.labels[index],
-        list(dataset.classes),
-        f"{dataset.name}[{fraction:.0%}]",
-        dataset.mean,
-        dataset.std,
-        dataset.transform,
+    return dataclasses.replace(
+        dataset,
+        images=dataset.images[index],
+        labels=dataset.labels[index],
+        classes=list(dataset.classes),
+        name=f"{dataset.name}[{fraction:.0%}]",
     )
 
 

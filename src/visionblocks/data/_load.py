@@ -313,7 +313,9 @@ def _from_index(index: FolderIndex, in_memory: bool | None) -> ImageDataset | St
             image_size=index.size, name=index.name, resize=index.resize,
         )  # fmt: skip
     labels = torch.tensor(index.labels, dtype=torch.int64)
-    return ImageDataset(read_images(index), labels, list(index.classes), index.name)
+    return ImageDataset(
+        read_images(index), labels, list(index.classes), index.name, resize=index.resize
+    )
 
 
 def _idx_files(folder: Path, split: str) -> tuple[Path, Path] | None:

@@ -100,6 +100,7 @@ def card_for_data(
     if is_in_memory(train) or isinstance(train, StreamingDataset):
         info = describe_data(train)
         fields["image_shape"] = info.image_shape
+        fields["resize"] = getattr(train, "resize", "squash")  # how the images were sized
         # Names that do not match the outputs (a model with spare outputs) would mislabel.
         if info.classes and len(info.classes) == num_classes:
             fields["classes"] = info.classes
