@@ -13,10 +13,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
+from cli_helpers import error_of, interrupting_fit
 
 import visionblocks as vb
 from visionblocks._cli import train as train_module
@@ -32,33 +32,6 @@ else:  # pragma: no cover - Python 3.10
 # 220 images, 200 of them for training (20 validate): 3 steps of 64 per epoch.
 QUICK = ["train", "--model", "simple_cnn", "--limit", "220", "--batch-size", "64",
          "--precision", "fp32", "--no-progress"]  # fmt: skip
-
-
-def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """The one-line error of a failing command."""
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert "Traceback" not in err
-    return err
-
-
-class Interrupt(vb.train.Callback):
-    """Ctrl-C after training step ``at``."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_end(self, trainer: Any, step: int) -> None:
-        if step == self.at:
-            raise KeyboardInterrupt
-
-
-def interrupted_at(at: int) -> Any:
-    def patched(*args: Any, callbacks: list[Any], **kwargs: Any) -> Any:
-        return vb.train.fit(*args, callbacks=[*callbacks, Interrupt(at)], **kwargs)
-
-    return patched
 
 
 def model_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -155,7 +128,7 @@ def test_overwrite_removes_the_old_last_pt_so_resume_cannot_pick_it_up(
     assert main([*QUICK, "--epochs", "1", "--seed", "1", "--out", str(run)]) == 0
     # A new run, stopped in its first epoch (before any last.pt of its own).
     with monkeypatch.context() as patch:
-        patch.setattr(train_module, "fit", interrupted_at(1))
+        patch.setattr(train_module, "fit", interrupting_fit(1))
         argv = [*QUICK, "--epochs", "2", "--seed", "2", "--out", str(run), "--overwrite"]
         assert main(argv) == 130
     assert not (run / "last.pt").exists()  # 0.2 left the old run's, which --resume took up
@@ -188,7 +161,7 @@ def test_resume_refuses_an_edited_config_naming_the_keys(
 ) -> None:
     run = tmp_path / "run"
     with monkeypatch.context() as patch:
-        patch.setattr(train_module, "fit", interrupted_at(4))  # inside epoch 2 of 2
+        patch.setattr(train_module, "fit", interrupting_fit(4))  # inside epoch 2 of 2
         assert main([*QUICK, "--epochs", "2", "--out", str(run)]) == 130
     config = run / "config.toml"
     lines = [x for x in config.read_text().splitlines() if not x.startswith(f"{key} =")]
@@ -219,7 +192,7 @@ def test_ctrl_c_mid_epoch_writes_the_last_completed_epochs_model(
     # 3 steps per epoch: step 5 is inside epoch 2.
     run = tmp_path / "run"
     with monkeypatch.context() as patch:
-        patch.setattr(train_module, "fit", interrupted_at(5))
+        patch.setattr(train_module, "fit", interrupting_fit(5))
         assert main([*QUICK, "--epochs", "3", "--out", str(run)]) == 130
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["epochs"], metrics["interrupted"], metrics["partial_epoch"]) == (1, True, None)
@@ -233,7 +206,7 @@ def test_ctrl_c_in_the_first_epoch_marks_the_outputs_partial(
 ) -> None:
     run = tmp_path / "run"
     with monkeypatch.context() as patch:
-        patch.setattr(train_module, "fit", interrupted_at(2))
+        patch.setattr(train_module, "fit", interrupting_fit(2))
         assert main([*QUICK, "--epochs", "2", "--out", str(run)]) == 130
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["epochs"], metrics["partial_epoch"]) == (0, 1)

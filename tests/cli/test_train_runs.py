@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from cli_helpers import error_of, interrupting_fit
 from PIL import Image
 
 import visionblocks as vb
@@ -38,16 +38,6 @@ def assert_same_weights(a: Path, b: Path) -> None:
     assert wa.keys() == wb.keys()
     different = [k for k in wa if not torch.equal(wa[k], wb[k])]
     assert different == []
-
-
-def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """The one-line error of a failing command."""
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("visionblocks train: error: "), err
-    assert "Traceback" not in err
-    return err
 
 
 @pytest.fixture
@@ -182,24 +172,6 @@ def test_read_only_out_fails_before_training(
 
 
 # --- interruption and --resume ---------------------------------------------------------------
-
-
-class Interrupt(vb.train.Callback):
-    """Press Ctrl-C after optimizer step ``at`` (1-based, counted over the whole run)."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_end(self, trainer: Any, step: int) -> None:
-        if step == self.at:
-            raise KeyboardInterrupt
-
-
-def interrupting_fit(at: int) -> Callable[..., Any]:
-    def patched(*args: Any, callbacks: list[Any], **kwargs: Any) -> Any:
-        return vb.train.fit(*args, callbacks=[*callbacks, Interrupt(at)], **kwargs)
-
-    return patched
 
 
 # 220 images, 200 of them for training, in batches of 64: 3 full steps per epoch. Step 2 is
@@ -387,15 +359,21 @@ def write_folder(root: Path, per_class: int, *, size: int = 28) -> Path:
     return root
 
 
-def test_a_folder_without_test_is_evaluated_on_its_validation_split(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def train_on_a_folder_without_test(tmp_path: Path) -> Path:
+    """One epoch on 3 classes x 20 PNGs (24-26 px wide) at 24 px, 25% held out; the run."""
     folder = write_folder(tmp_path / "photos", per_class=20)
     out = tmp_path / "run"
     argv = ["train", "--dataset", str(folder), "--model", "simple_cnn", "--epochs", "1",
             "--image-size", "24", "--val-fraction", "0.25", "--precision", "fp32",
             "--no-progress", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
+    return out
+
+
+def test_a_folder_without_test_is_evaluated_on_its_validation_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = train_on_a_folder_without_test(tmp_path)
     printed = capsys.readouterr().out
     assert "on the val split (there is no test split)" in printed
     # 45 training images: the smallest default batch, and a warning that 1 epoch of 2 steps
@@ -460,12 +438,7 @@ def test_fine_tune_from_a_local_checkpoint(tmp_path: Path) -> None:
 def test_eval_re_evaluates_an_own_folder_run_on_its_validation_images(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = write_folder(tmp_path / "photos", per_class=20)
-    out = tmp_path / "run"
-    argv = ["train", "--dataset", str(folder), "--model", "simple_cnn", "--epochs", "1",
-            "--image-size", "24", "--val-fraction", "0.25", "--precision", "fp32",
-            "--no-progress", "--out", str(out)]  # fmt: skip
-    assert main(argv) == 0
+    out = train_on_a_folder_without_test(tmp_path)
     accuracy = json.loads((out / "metrics.json").read_text())["val_accuracy"]
     capsys.readouterr()
     # 0.2 could not: no --image-size (the files are 24-26 px wide), splits train/test only.

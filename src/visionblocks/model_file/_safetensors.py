@@ -3,7 +3,7 @@
 Why this format: a ``.safetensors`` file is an 8-byte little-endian header length, a
 JSON header (each tensor's dtype, shape and byte range, and a ``__metadata__`` dict of
 strings) and the raw bytes of the tensors. Reading one parses JSON and copies bytes;
-no code runs, whereas even ``torch.load(weights_only=True)`` runs a (restricted)
+no code runs, whereas even torch's ``weights_only`` loader runs a (restricted)
 unpickler over the file. It is also the format of Hugging Face's ``model.safetensors``.
 
 This module knows the container only; what visionblocks stores in it (the state dict,

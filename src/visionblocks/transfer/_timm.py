@@ -127,6 +127,13 @@ def cached_timm_weights(name: str) -> Path:
         FileNotFoundError: The cache does not hold them; the one-line message gives the
             ``hf`` command (or URL) that downloads them where there is a connection, and
             the ``weights=`` to pass then.
+
+    Example:
+        >>> try:  # nothing is downloaded: an empty cache says how to get the file
+        ...     cached_timm_weights("resnet10t.c3_in1k")
+        ... except FileNotFoundError as err:
+        ...     print("hf download timm/resnet10t.c3_in1k" in str(err))
+        True
     """
     cfg = _pretrained_cfg(name)
     hub_id = cfg.get("hf_hub_id")
