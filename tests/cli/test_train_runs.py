@@ -137,7 +137,7 @@ def test_options_that_do_not_combine_are_refused(
 
 def test_image_size_on_a_named_dataset_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     err = error_of(["train", "--image-size", "32", "--val-fraction", "0.1"], capsys)
-    assert "--image-size applies to image folders; 'sample' is a built-in dataset" in err
+    assert "--image-size applies to image folders and labels files; 'sample' is a built-in" in err
 
 
 def fail_fit(*args: object, **kwargs: object) -> None:
