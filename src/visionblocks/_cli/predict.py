@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from visionblocks._cli._common import CLIError, add_checkpoint_argument, model_file
@@ -28,7 +29,17 @@ def add_predict_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "inputs", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...) or folders of them"
     )
     p.add_argument("--top-k", type=int, default=1, help="classes listed per image (default: 1)")
-    p.add_argument("--csv", metavar="OUT", help="also write the predictions to this CSV file")
+    p.add_argument(
+        "--csv",
+        metavar="OUT",
+        help="also write the predictions to this CSV file, with one probability column per class",
+    )
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="average each image's logits with its mirror's (flip test-time augmentation, "
+        "as `eval --tta`)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.set_defaults(func=_predict)
@@ -60,11 +71,17 @@ def prediction_table(predictions: list[Prediction]) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(path: Path, predictions: list[Prediction]) -> None:
+def _write_csv(path: Path, predictions: list[Prediction], classes: Sequence[str] | None) -> None:
+    """Write the top-k columns, then each class's probability in a column named by the class."""
     top_k = len(predictions[0].top_indices) if predictions else 1
+    if classes is None:
+        classes = [str(k) for k in range(len(predictions[0].probabilities))] if predictions else []
     header = ["image", "index", "class", "probability"]
     for rank in range(2, top_k + 1):
         header += [f"index_{rank}", f"class_{rank}", f"probability_{rank}"]
+    # A class named like a column before it ("image", "class", ...) gets a longer name,
+    # so that no reader of the file (csv.DictReader, pandas) loses a column.
+    header += [f"probability of {c}" if c in header else c for c in classes]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -74,6 +91,7 @@ def _write_csv(path: Path, predictions: list[Prediction]) -> None:
             ranked = zip(p.top_indices, p.top_labels, p.top_probabilities, strict=True)
             for index, label, prob in list(ranked)[1:]:
                 row += [index, label, f"{prob:.6f}"]
+            row += [f"{prob:.6f}" for prob in p.probabilities]
             writer.writerow(row)
 
 
@@ -101,12 +119,17 @@ def _predict(args: argparse.Namespace) -> int:
         # Said once below, in the command's own words, instead of as a Python warning.
         warnings.simplefilter("ignore", UserWarning)
         predictions = predict(
-            model, args.inputs, top_k=args.top_k, batch_size=args.batch_size, device=args.device
+            model,
+            args.inputs,
+            top_k=args.top_k,
+            tta=args.tta,
+            batch_size=args.batch_size,
+            device=args.device,
         )
     if card is None or card.classes is None:
         print(f"note: {args.checkpoint} stores no class names; classes are shown as indices.")
     print(prediction_table(predictions))
     if csv_path is not None:
-        _write_csv(csv_path, predictions)
+        _write_csv(csv_path, predictions, None if card is None else card.classes)
         print(f"wrote {len(predictions)} predictions to {args.csv}")
     return 0

@@ -2,7 +2,8 @@
 
 Each image is read the way training saw it (``_images``), then normalized with
 :func:`visionblocks.data.normalize` and the model's stored statistics, the function every
-training path feeds the network through.
+training path feeds the network through. With ``tta=True`` the logits come from
+``visionblocks._tta``, the flip test-time augmentation that ``evaluate(tta=True)`` uses.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from visionblocks._tta import model_logits
 from visionblocks.data import normalize
 from visionblocks.inference._images import ImageInput, expand_inputs, prepare_image
 from visionblocks.inference._model_file import load_model, model_card
@@ -36,11 +38,19 @@ class Prediction:
         top_indices: The ``top_k`` most probable classes, most probable first.
         top_labels: Their names.
         top_probabilities: Their probabilities (non-increasing).
+        probabilities: The softmax probability of every class, in class-index order
+            (``probabilities[k]`` is class ``k``, named ``label`` when ``k == index``);
+            they sum to 1. Plain floats, so ``torch.tensor([p.probabilities for p in
+            found])`` is the ``(N, num_classes)`` matrix to threshold, calibrate or
+            average. Left out of ``repr``; empty for a ``Prediction`` built without them.
 
     Example:
         >>> p = Prediction("cat.png", 3, "cat", 0.9, (3, 5), ("cat", "dog"), (0.9, 0.05))
         >>> str(p)
         'cat.png: cat (90.0%)'
+        >>> q = Prediction("a.png", 1, "dog", 0.75, (1,), ("dog",), (0.75,), (0.25, 0.75))
+        >>> q.probabilities[q.index] == q.probability, sum(q.probabilities)
+        (True, 1.0)
     """
 
     source: str
@@ -50,6 +60,7 @@ class Prediction:
     top_indices: tuple[int, ...]
     top_labels: tuple[str, ...]
     top_probabilities: tuple[float, ...]
+    probabilities: tuple[float, ...] = field(default=(), repr=False)
 
     def __str__(self) -> str:
         return f"{self.source}: {self.label} ({self.probability:.1%})"
@@ -84,6 +95,7 @@ def predict(
     inputs: ImageInput | Sequence[ImageInput],
     *,
     top_k: int = 1,
+    tta: bool = False,
     batch_size: int = 64,
     device: str | torch.device = "auto",
 ) -> list[Prediction]:
@@ -104,7 +116,12 @@ def predict(
             image files, recursively, in sorted order), PIL images, or tensors: uint8
             (0-255) or float ([0, 1]), ``(C, H, W)`` or a batch ``(B, C, H, W)``; one input
             or a list of them.
-        top_k: How many of the most probable classes each prediction lists.
+        top_k: How many of the most probable classes each prediction lists (every
+            prediction holds all the probabilities too, in ``probabilities``).
+        tta: Test-time augmentation, as ``evaluate(tta=True)`` does it: average the logits
+            of each image and of its horizontal mirror, then take the softmax. Twice the
+            compute; it suits images whose mirror is as likely an image of the same
+            class (photos, not text or digits).
         batch_size: Images per forward pass (they are decoded one batch at a time).
         device: ``"auto"`` keeps a model where it is (a model read from a file goes to
             the best device here); ``"cpu"``, ``"cuda"``, ... moves it there.
@@ -117,7 +134,7 @@ def predict(
         ValueError: A file is not an image, a folder holds none, ``top_k`` is not in
             ``[1, num_classes]``, a tensor is not an image or batch of images, or it holds
             NaN or infinite values (the message names the input).
-        TypeError: An input is of another type.
+        TypeError: An input is of another type, or ``tta`` is not a bool.
 
     Warns:
         UserWarning: The model stores no class names: labels are the class indices.
@@ -129,11 +146,15 @@ def predict(
         ...     found = predict(model, torch.zeros(2, 1, 28, 28), top_k=3)
         >>> len(found), found[0].top_labels[0] == str(found[0].index), str(caught[0].message)[:23]
         (2, True, 'the model stores no cla')
+        >>> len(found[0].probabilities), round(sum(found[0].probabilities), 6)
+        (3, 1.0)
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive int; got {top_k!r}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    if not isinstance(tta, bool):
+        raise TypeError(f"tta must be True or False; got {tta!r}.")
     if isinstance(model_or_path, nn.Module):
         model = model_or_path
         target = None if device == "auto" else resolve_device(device)
@@ -178,7 +199,8 @@ def predict(
                 )
                 for source, read in chunk
             ]
-            results += _classify(model, [s for s, _ in chunk], images, usage, top_k, run_on)
+            sources = [s for s, _ in chunk]
+            results += _classify(model, sources, images, usage, top_k, tta, run_on)
     finally:
         model.train(was_training)
     return results
@@ -207,6 +229,7 @@ def _classify(
     images: list[torch.Tensor],
     usage: _Usage,
     top_k: int,
+    tta: bool,
     device: torch.device,
 ) -> list[Prediction]:
     """Run ``images`` through ``model``; images of one shape and dtype share a batch."""
@@ -219,7 +242,7 @@ def _classify(
         channels = batch.shape[1]
         mean, std = usage.stats or ((0.0,) * channels, (1.0,) * channels)
         with torch.no_grad():
-            logits = model(normalize(batch, mean, std))  # (B, K)
+            logits = model_logits(model, normalize(batch, mean, std), tta=tta)  # (B, K)
         for i, row in zip(members, logits.float().softmax(dim=1).cpu(), strict=True):
             probabilities[i] = row
     results = []
@@ -246,6 +269,7 @@ def _classify(
                 top_indices=tuple(top),
                 top_labels=tuple(labels[k] for k in top),
                 top_probabilities=tuple(float(v) for v in values),
+                probabilities=tuple(row.tolist()),
             )
         )
     return results

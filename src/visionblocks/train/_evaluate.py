@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from visionblocks._tta import model_logits
 from visionblocks.data import (
     DataLike,
     LoaderOptions,
@@ -85,9 +86,7 @@ def run_eval(
             if nonfinite is not None:
                 nonfinite += (~torch.isfinite(x)).any()
             with plan.autocast():
-                logits = model(x)
-                if tta:
-                    logits = (logits + model(x.flip(-1))) / 2
+                logits = model_logits(model, x, tta=tta)
             if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[1] < 1:
                 shape = (
                     f"shape {tuple(logits.shape)}"
