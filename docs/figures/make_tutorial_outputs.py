@@ -6,7 +6,7 @@ first line, so no output on a page is pasted by hand: the pages include these fi
 quoted in a page's prose is not in the output it quotes. The second line names the
 machine, torch and visionblocks versions; seconds vary with the machine's load. The
 accuracies are seeded: the lab's exercises print the same digits on a rerun on the
-same machine, example 08's fine-tuned run can move by a few validation images.
+same machine, examples 08's and 09's fine-tuned runs can move by a few images.
 
 Run from the repository root after a change that moves the numbers (about 20 minutes
 on 2 CPU cores, a third of it the full Fashion-MNIST run; ``--only NAME ...`` reruns
@@ -47,6 +47,7 @@ RUNS: dict[str, list[str]] = {
         *("examples/08_own_images.py", "--per-class", "40", "--epochs", "3"),
         *("--pretrain-epochs", "2", "--no-progress"),
     ],
+    "09_photos": ["examples/09_photos.py", "--no-progress"],
 }
 
 
