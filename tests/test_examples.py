@@ -44,6 +44,7 @@ WRITES = {
     "06_quantization.py": {"results.csv"},
     "07_architecture_search.py": {"trials.csv"},
     "08_own_images.py": {"backbone.pt", "model.pt", "images"},
+    "09_photos.py": {"photos", "held_out"},
 }
 
 
