@@ -47,9 +47,9 @@ __all__ = [
 ]
 
 DEFAULT_VAL_FRACTION = 0.2
-#: The share of a built-in dataset's training split held out for validation by default.
+"""Share of an image folder's (or labels file's) images held out for validation without val/."""
 NAMED_VAL_FRACTION = 0.1
-"""Share of an image folder held out for validation when it has neither val/ nor test/."""
+"""Share of a built-in dataset's training split held out for validation by default."""
 
 
 class CLIError(Exception):

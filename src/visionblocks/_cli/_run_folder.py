@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from visionblocks._cli._common import CLIError
+from visionblocks.model_file import atomic_write_text
 
-__all__ = ["CONFIG_FILE", "RUN_FILES", "RunFolder", "write_atomic"]
+__all__ = ["CONFIG_FILE", "RUN_FILES", "RunFolder"]
 
 CONFIG_FILE = "config.toml"
 #: Files a run writes into its folder (``epoch-E.pt`` copies and ``tensorboard/`` besides).
@@ -109,7 +110,7 @@ class RunFolder:
     def record_start(self, settings: Mapping[str, Any]) -> None:
         """Keep the settings the run starts with, for ``--resume`` to compare against."""
         text = json.dumps(dict(settings), indent=2, sort_keys=True, default=str) + "\n"
-        write_atomic(self.path / _STARTED, text)
+        atomic_write_text(text, self.path / _STARTED)
 
     def check_resume(self, settings: Mapping[str, Any]) -> None:
         """Refuse to resume when ``config.toml`` no longer says what the run started with.
@@ -145,16 +146,6 @@ class RunFolder:
             return None
         epochs = recorded.get("epochs")
         return epochs if isinstance(epochs, int) else None
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _shown(value: object) -> str:

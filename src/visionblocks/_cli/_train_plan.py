@@ -216,7 +216,7 @@ def fit_arguments(
         )
         epochs = args.epochs
         if epochs is None:  # enough steps in all for a small folder, within reason
-            steps = max(1, len(train) // batch_size)
+            steps = _steps_per_epoch(len(train), batch_size)
             epochs = min(MAX_SMALL_EPOCHS, max(DEFAULT_EPOCHS, -(-MIN_STEPS // steps)))
         kwargs.update(epochs=epochs, batch_size=batch_size, lr=args.lr)
     kwargs.update(
@@ -251,15 +251,20 @@ def small_batch_size(images: int) -> int:
     return batch
 
 
+def _steps_per_epoch(images: int, batch_size: int) -> int:
+    """Optimizer steps in an epoch of ``images`` (fit drops the last, smaller batch)."""
+    return max(1, images // batch_size)
+
+
 def too_few_steps(epochs: int, batch_size: int, images: int) -> str | None:
     """A warning when a plan takes fewer than ``MIN_STEPS`` optimizer steps, else None."""
-    steps = epochs * max(1, images // batch_size)
-    if steps >= MIN_STEPS:
+    per_epoch = _steps_per_epoch(images, batch_size)
+    if epochs * per_epoch >= MIN_STEPS:
         return None
     return (
-        f"warning: this plan takes only {steps} optimizer steps ({epochs} epochs x "
-        f"{max(1, images // batch_size)} steps of {batch_size}); with so few the result swings "
-        f"with the seed: use a smaller --batch-size or more --epochs ({MIN_STEPS}+ steps)"
+        f"warning: this plan takes only {epochs * per_epoch} optimizer steps ({epochs} epochs "
+        f"x {per_epoch} steps of {batch_size}); with so few the result swings with the seed: "
+        f"use a smaller --batch-size or more --epochs ({MIN_STEPS}+ steps)"
     )
 
 

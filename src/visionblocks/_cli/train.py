@@ -31,7 +31,7 @@ from visionblocks._cli._common import (
     load_splits,
     probe_writable,
 )
-from visionblocks._cli._run_folder import CONFIG_FILE, RunFolder, write_atomic
+from visionblocks._cli._run_folder import CONFIG_FILE, RunFolder
 from visionblocks._cli._train_plan import (
     DEFAULT_EPOCHS,
     DEFAULT_MODEL,
@@ -49,7 +49,7 @@ from visionblocks._cli._train_plan import (
 )
 from visionblocks._cli.config import OptionSpec, option_specs, read_config, toml_value, write_config
 from visionblocks.data import AUGMENT_PRESETS, RESIZE_RULES
-from visionblocks.model_file import card_of
+from visionblocks.model_file import atomic_write_text, card_of
 from visionblocks.train import (
     FIT_DEFAULTS,
     LAST_CHECKPOINT,
@@ -264,8 +264,13 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     return argparse.Namespace(**{**options.defaults, **base, **given}, train_options=options)
 
 
+def _absolute(path: str | None) -> str | None:
+    """An existing path made absolute (the run's files then work from any folder), else as is."""
+    return str(Path(path).resolve()) if path is not None and Path(path).exists() else path
+
+
 def _dataset_path(dataset: str) -> str:
-    """A folder's or labels file's absolute path (so ``eval`` finds it anywhere), else the name."""
+    """A built-in dataset's name as it is; an image folder's or labels file's absolute path."""
     return dataset if is_named(dataset) else str(Path(dataset).resolve())
 
 
@@ -279,9 +284,11 @@ def _settings(
     """What ``config.toml`` records: the resolved options, then ``[fit]`` and ``[environment]``."""
     options = {k: getattr(args, k) for k in train_options(args).specs if k != "out"}
     # Paths made absolute, so that the file repeats the run from any working directory.
-    for key in ("dataset", "root", "weights"):
-        if options[key] is not None and Path(options[key]).exists():
-            options[key] = str(Path(options[key]).resolve())
+    options.update(
+        dataset=_dataset_path(options["dataset"]),
+        root=_absolute(options["root"]),
+        weights=_absolute(options["weights"]),
+    )
     options.update(epochs=fit_kwargs["epochs"], batch_size=fit_kwargs["batch_size"])
     if args.recipe is None:
         options.update({k: fit_kwargs[k] for k in RECIPE_SETS})
@@ -414,8 +421,7 @@ def _run_in(
     save_checkpoint(
         out / "model.pt", model,
         extra={"dataset": _dataset_path(args.dataset), "seed": args.seed, "eval_split": split,
-               "val_fraction": args.val_fraction,
-               "root": str(Path(args.root).resolve()) if args.root else None,
+               "val_fraction": args.val_fraction, "root": _absolute(args.root),
                f"{split}_accuracy": result.accuracy,
                "tta": tta},
     )  # fmt: skip
@@ -429,7 +435,7 @@ def _run_in(
         f"{split}_accuracy": result.accuracy, f"{split}_loss": result.loss,
         "per_class_accuracy": dict(zip(test.classes, result.per_class_accuracy, strict=True)),
     }  # fmt: skip
-    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(json.dumps(metrics, indent=2) + "\n", out / "metrics.json")
     written = [CONFIG_FILE, "model.pt", "history.csv", "history.json", "metrics.json"]
     if has_matplotlib():
         from visionblocks.analysis import plot_confusion_matrix

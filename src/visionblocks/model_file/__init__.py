@@ -47,7 +47,7 @@ from visionblocks.model_file._read import (
     read_weights,
     state_dict_of,
 )
-from visionblocks.model_file._write import atomic_save, write_model_file
+from visionblocks.model_file._write import atomic_save, atomic_write_text, write_model_file
 
 __all__ = [
     "ModelCard",
@@ -68,6 +68,7 @@ __all__ = [
     "read_weights",
     "state_dict_of",
     "atomic_save",
+    "atomic_write_text",
     "CheckpointError",
     "FORMAT",
     "VERSION",

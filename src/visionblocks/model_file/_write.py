@@ -27,7 +27,7 @@ from visionblocks.model_file._keys import unwrap_model
 from visionblocks.model_file._read import FORMAT, STATE_ENTRIES, VERSION
 from visionblocks.model_file._safetensors import SUFFIX, safetensors_bytes
 
-__all__ = ["atomic_save", "write_model_file"]
+__all__ = ["atomic_save", "atomic_write_text", "write_model_file"]
 
 
 def atomic_save(obj: object, path: str | Path) -> Path:
@@ -46,6 +46,21 @@ def atomic_save(obj: object, path: str | Path) -> Path:
         ('x.pt', ['x.pt'])
     """
     return _atomic_write(path, lambda file: torch.save(obj, file))
+
+
+def atomic_write_text(text: str, path: str | Path) -> Path:
+    """Write ``text`` (UTF-8) atomically, as :func:`atomic_save` writes a checkpoint.
+
+    For the small files that describe a run (``metrics.json``): a crash mid-write leaves
+    the previous file, never a truncated one.
+
+    Example:
+        >>> import tempfile
+        >>> path = atomic_write_text('{"epochs": 2}', Path(tempfile.mkdtemp()) / "metrics.json")
+        >>> path.read_text(), sorted(p.name for p in path.parent.iterdir())
+        ('{"epochs": 2}', ['metrics.json'])
+    """
+    return _atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
 
 def _atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
