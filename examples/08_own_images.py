@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import make_parser, out_dir, pct, print_table
+from _common import export_onnx_and_finish, make_parser, out_dir, pct, print_table
 from PIL import Image
 from torch import nn
 
@@ -246,13 +246,7 @@ def main() -> None:
         source = str(Path(p.source).relative_to(folder))
         rows.append([source, size, f"{p.label} {p.probability:.1%}", second])
     print_table(["file", "size", "prediction", "runner-up"], rows)
-    try:
-        exported = vb.export(model_path, out / "model.onnx")
-    except ImportError as err:  # onnx, onnxscript, onnxruntime: pip install 'visionblocks[export]'
-        print(f"ONNX export skipped: {err}")
-    else:
-        print(exported)
-    print(f"\ntotal {time.perf_counter() - run_started:.0f} s; outputs in {out}")
+    export_onnx_and_finish(model_path, out, run_started)
 
 
 if __name__ == "__main__":

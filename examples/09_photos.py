@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import make_parser, out_dir, pct, print_table
+from _common import export_onnx_and_finish, make_parser, out_dir, pct, print_table
 from PIL import Image, ImageEnhance, ImageOps
 from torch import nn
 
@@ -238,13 +238,7 @@ def main() -> None:
             ["scratch", pct(accuracy(guessed)), f"{scratch_seconds:.0f}"],
         ],
     )
-    try:
-        exported = vb.export(model, out / "model.onnx")
-    except ImportError as err:  # onnx, onnxscript, onnxruntime: pip install 'visionblocks[export]'
-        print(f"ONNX export skipped: {err}")
-    else:
-        print(exported)
-    print(f"\ntotal {time.perf_counter() - run_started:.0f} s; outputs in {out}")
+    export_onnx_and_finish(model, out, run_started)
 
 
 if __name__ == "__main__":

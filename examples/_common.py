@@ -122,6 +122,17 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
         print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
 
 
+def export_onnx_and_finish(model: nn.Module | Path, out: Path, started: float) -> None:
+    """Export ``model`` to ``out/model.onnx`` (or say why not), then the run's total time."""
+    try:
+        exported = vb.export(model, out / "model.onnx")
+    except ImportError as err:  # onnx, onnxscript, onnxruntime: pip install 'visionblocks[export]'
+        print(f"ONNX export skipped: {err}")
+    else:
+        print(exported)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s; outputs in {out}")
+
+
 def print_curves(history: vb.History) -> None:
     """The learning curves as a table: one row per epoch."""
     rows = [
