@@ -25,7 +25,7 @@ from visionblocks.data._batch_ops import (
     batch_pad_crop,
     batch_rotate,
 )
-from visionblocks.data._batching import BatchLoader, epoch_seed
+from visionblocks.data._batching import BatchLoader
 from visionblocks.data._dataset import ImageDataset, channel_stats, subset
 from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
 from visionblocks.data._folder import IMAGE_SUFFIXES, decode_image_file
@@ -34,6 +34,7 @@ from visionblocks.data._loader import DeviceLoader
 from visionblocks.data._loader_options import LoaderOptions
 from visionblocks.data._mix import CutMix, MixUp
 from visionblocks.data._resize import RESIZE_RULES, resize_image
+from visionblocks.data._sampler import SAMPLERS, BalancedSampler, dataset_labels, epoch_seed
 from visionblocks.data._stream import STATS_SAMPLE, StreamingDataset, stream_threshold
 from visionblocks.data._stream_loader import StreamLoader, default_num_workers
 from visionblocks.data.contract import (
@@ -95,6 +96,10 @@ __all__ = [
     "BatchLoader",
     "DeviceLoader",
     "epoch_seed",
+    # which images an epoch visits: class-balanced sampling
+    "SAMPLERS",
+    "BalancedSampler",
+    "dataset_labels",
     "BatchAugment",
     "BatchAugmentFn",
     "PerSampleAugment",

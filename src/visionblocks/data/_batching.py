@@ -3,55 +3,24 @@
 :class:`~visionblocks.data.DeviceLoader` (a dataset held as one tensor) and
 :class:`~visionblocks.data.StreamLoader` (images decoded by worker processes) differ
 only in how a batch of raw pixels reaches the device. Everything after that, and the
-order the images come in, is decided here once, so a folder streamed or held in
-memory gives the same batches bit for bit.
+order the images come in (:mod:`visionblocks.data._sampler`: a permutation or a
+class-balanced draw), is decided here once, so a folder streamed or held in memory
+gives the same batches bit for bit.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from visionblocks._device import resolve_device
 from visionblocks.data._batch_augment import BatchAugmentFn, batch_augment
 from visionblocks.data._loader_options import LoaderOptions, loader_options
+from visionblocks.data._sampler import epoch_order, epoch_seed
 from visionblocks.data.contract import Stats, check_stats, normalize
 
-__all__ = ["BatchLoader", "epoch_order", "epoch_seed"]
-
-
-def epoch_seed(seed: int, epoch: int, stream: int) -> int:
-    """A well-mixed 63-bit seed for random ``stream`` (0: order, 1: augmentation) of an epoch.
-
-    Example:
-        >>> epoch_seed(0, 1, 0) == epoch_seed(0, 1, 0) != epoch_seed(0, 2, 0)
-        True
-    """
-    state = np.random.SeedSequence([seed, epoch, stream]).generate_state(1, dtype=np.uint64)
-    return int(state[0]) >> 1
-
-
-def epoch_order(
-    size: int, *, seed: int, epoch: int, shuffle: bool, rank: int = 0, world_size: int = 1
-) -> torch.Tensor:
-    """The indices of ``size`` images that ``rank`` visits in ``epoch``, in order.
-
-    Shared by every visionblocks loader, so in-memory and streamed data see the same order.
-
-    Example:
-        >>> epoch_order(6, seed=0, epoch=0, shuffle=False, rank=1, world_size=2).tolist()
-        [1, 3, 5]
-    """
-    if shuffle:
-        generator = torch.Generator().manual_seed(epoch_seed(seed, epoch, 0))
-        order = torch.randperm(size, generator=generator)
-    else:
-        order = torch.arange(size)
-    # Disjoint, equal shards: drop the remainder, then deal indices out round-robin.
-    usable = size - size % world_size
-    return order[:usable][rank::world_size]
+__all__ = ["BatchLoader"]
 
 
 class BatchLoader:
@@ -70,6 +39,7 @@ class BatchLoader:
         image_size: Shorter side of the images (what presets default ``cutout_size`` from).
         default_stats: The dataset's ``(mean, std)``, used where ``options`` gives none
             (``None`` only when it gives both).
+        labels: The ``(size,)`` class of every image; needed by ``sampler="balanced"``.
         **settings: :class:`~visionblocks.data.LoaderOptions` fields as keywords, in place
             of ``options`` or replacing its fields.
 
@@ -92,6 +62,7 @@ class BatchLoader:
         channels: int,
         image_size: int,
         default_stats: Stats | None,
+        labels: torch.Tensor | None = None,
         **settings: Any,
     ) -> None:
         options = loader_options(options, settings)
@@ -99,6 +70,20 @@ class BatchLoader:
             raise ValueError("data is empty (0 images); pass at least one image.")
         if size < options.world_size:
             raise ValueError(f"{size} images cannot be shared by {options.world_size} ranks.")
+        self.sampler = options.sampler
+        # The classes a balanced draw reads, on the CPU where the draw is made.
+        self._draw_labels: torch.Tensor | None = None
+        if options.sampler is not None:
+            if labels is None:
+                raise ValueError(
+                    f"sampler={options.sampler!r} needs the class of every image; this "
+                    f"loader was given none."
+                )
+            if len(labels) != size:
+                raise ValueError(
+                    f"labels must give the class of all {size} images; got {len(labels)}."
+                )
+            self._draw_labels = labels.detach().long().cpu()
         self.options = options
         self.device = resolve_device(options.device)
         self.dataset_size = size
@@ -133,7 +118,7 @@ class BatchLoader:
 
     @property
     def shard_size(self) -> int:
-        """Images this rank sees per epoch."""
+        """Images this rank sees per epoch (also with a balanced draw: an epoch draws ``size``)."""
         return self.dataset_size // self.world_size
 
     def set_epoch(self, epoch: int) -> None:
@@ -158,7 +143,7 @@ class BatchLoader:
         epoch = self.epoch if epoch is None else epoch
         return epoch_order(
             self.dataset_size, seed=self.seed, epoch=epoch, shuffle=self.shuffle,
-            rank=self.rank, world_size=self.world_size,
+            rank=self.rank, world_size=self.world_size, labels=self._draw_labels,
         )  # fmt: skip
 
     def augment_generator(self, epoch: int) -> torch.Generator:

@@ -36,9 +36,10 @@ class DeviceLoader(BatchLoader):
         data: An :class:`ImageDataset`, or an ``(images, labels)`` pair of tensors or NumPy arrays:
             ``(N, C, H, W)`` uint8 images (0-255) or floats in [0, 1], and ``(N,)`` labels.
             A dataset's per-sample ``transform`` is not used: augmentation is ``augment``.
-        options: The settings it shares with every loader (batch size, shuffling, ``augment``,
-            ``device``, ``seed``, ``mean``/``std``, sharding, memory format): a
-            :class:`~visionblocks.data.LoaderOptions`, documented there.
+        options: The settings it shares with every loader (batch size, shuffling or a
+            class-balanced ``sampler``, ``augment``, ``device``, ``seed``, ``mean``/``std``,
+            sharding, memory format): a :class:`~visionblocks.data.LoaderOptions`,
+            documented there.
         num_classes: Number of classes for tensor data (default ``labels.max() + 1``).
         cpu_threads: PyTorch threads used while preparing a batch on the CPU (restored
             before the batch is yielded); ``None`` keeps the global setting. One thread is
@@ -96,6 +97,7 @@ class DeviceLoader(BatchLoader):
             channels=images.shape[1],
             image_size=min(images.shape[-2:]),
             default_stats=None if given_stats or not len(images) else normalization_stats(given),
+            labels=labels,
         )
         info = describe_data(given)
         largest = int(labels.max())

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from visionblocks.data._batch_augment import BatchAugmentFn
+from visionblocks.data._sampler import SAMPLERS
 from visionblocks.data.contract import check_stats
 
 __all__ = ["LoaderOptions", "loader_options"]
@@ -51,6 +52,13 @@ class LoaderOptions:
         channels_last: Yield batches in ``torch.channels_last`` memory format.
         padding: Random-crop padding used by presets (>= 0).
         cutout_size: Cutout square side used by presets (default half the image size).
+        sampler: Which images an epoch visits: ``None``, each once (in a shuffled order
+            with ``shuffle``); ``"balanced"``, a class-balanced draw: a class is drawn
+            uniformly among those present, then one of its images, with replacement, as
+            many draws per epoch as the dataset has images (so the epoch keeps its
+            length). Drawn from ``(seed, epoch)`` alone, so an epoch replays exactly; needs
+            ``shuffle``. Under distributed training each rank takes a disjoint share of
+            the epoch's draws.
 
     Example:
         >>> import dataclasses
@@ -59,6 +67,8 @@ class LoaderOptions:
         (True, 2)
         >>> LoaderOptions(batch_size=64, mean=[0.5], std=[0.25]).std
         (0.25,)
+        >>> LoaderOptions(batch_size=64, sampler="balanced").sampler
+        'balanced'
         >>> LoaderOptions(batch_size=0)
         Traceback (most recent call last):
         ...
@@ -78,6 +88,7 @@ class LoaderOptions:
     channels_last: bool = False
     padding: int = 4
     cutout_size: int | None = None
+    sampler: str | None = None
 
     def __post_init__(self) -> None:
         for name, low in (
@@ -91,6 +102,15 @@ class LoaderOptions:
                 f"need world_size >= 1 and 0 <= rank < world_size; got rank={self.rank}, "
                 f"world_size={self.world_size}."
             )
+        if self.sampler is not None:
+            if self.sampler not in SAMPLERS:
+                choices = ", ".join(repr(name) for name in SAMPLERS)
+                raise ValueError(f"sampler must be None or one of {choices}; got {self.sampler!r}.")
+            if not self.shuffle:
+                raise ValueError(
+                    f"sampler={self.sampler!r} draws a random order every epoch; it cannot "
+                    f"keep the data's order: drop shuffle=False or the sampler."
+                )
         size = self.cutout_size
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
             raise ValueError(f"cutout_size must be an int >= 1 or None; got {size!r}.")
@@ -113,7 +133,7 @@ def loader_options(options: LoaderOptions | None, settings: Mapping[str, Any]) -
         >>> loader_options(None, {"batch_size": 8, "shufle": False})
         Traceback (most recent call last):
         ...
-        TypeError: unknown loader option 'shufle'; the options are the fields of LoaderOptions: batch_size, shuffle, drop_last, augment, device, seed, mean, std, rank, world_size, channels_last, padding, cutout_size.
+        TypeError: unknown loader option 'shufle'; the options are the fields of LoaderOptions: batch_size, shuffle, drop_last, augment, device, seed, mean, std, rank, world_size, channels_last, padding, cutout_size, sampler.
     """  # noqa: E501
     names = [field.name for field in dataclasses.fields(LoaderOptions)]
     for key in settings:
