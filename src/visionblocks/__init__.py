@@ -82,6 +82,7 @@ from visionblocks.train import (
     CSVLogger,
     EarlyStopping,
     EvalResult,
+    FocalLoss,
     GradNormMonitor,
     History,
     TensorBoardLogger,
@@ -162,6 +163,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "EMA",
+    "FocalLoss",
     # analysis
     "summary",
     "receptive_field",

@@ -32,6 +32,7 @@ from visionblocks.train._evaluate import evaluate
 from visionblocks.train._fit import LAST_CHECKPOINT, fit
 from visionblocks.train._history import EvalResult, History
 from visionblocks.train._loggers import CSVLogger, TensorBoardLogger
+from visionblocks.train._loss import FocalLoss
 from visionblocks.train._lr_find import LRFinderResult, lr_find
 from visionblocks.train._seeding import Stream, seed_everything
 from visionblocks.train._state import RunState, TrainingDivergedError
@@ -56,6 +57,7 @@ __all__ = [
     "GradNormMonitor",
     "WeightAveraging",
     "EMA",
+    "FocalLoss",
     "CSVLogger",
     "TensorBoardLogger",
     "save_checkpoint",

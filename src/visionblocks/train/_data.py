@@ -22,11 +22,13 @@ from torch.utils.data import (
 
 from visionblocks._device import resolve_device
 from visionblocks.data import (
+    BalancedSampler,
     DataLike,
     DeviceLoader,
     LoaderOptions,
     StreamingDataset,
     StreamLoader,
+    dataset_labels,
     is_in_memory,
     normalization_stats,
     tensors_of,
@@ -71,7 +73,7 @@ class _TorchBatches:
 
     def set_epoch(self, epoch: int) -> None:
         sampler = self.loader.sampler
-        if isinstance(sampler, DistributedSampler):
+        if isinstance(sampler, DistributedSampler | BalancedSampler):
             sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -101,7 +103,10 @@ def make_batches(data: DataLike, options: LoaderOptions, *, train: bool) -> Batc
     evaluation batches keep the data's order, unaugmented, and under DDP the ranks'
     shards cover each item once. ``augment="auto"`` (``fit``'s default) is
     ``FIT_DEFAULTS.augment`` for the first two and no augmentation for a user's
-    ``Dataset`` or ``DataLoader``, which bring their own.
+    ``Dataset`` or ``DataLoader``, which bring their own. ``options.sampler`` draws the
+    training batches of all three (a ``Dataset`` through a
+    :class:`~visionblocks.data.BalancedSampler`, which needs its labels: see
+    :func:`~visionblocks.data.dataset_labels`); evaluation batches never use it.
 
     Example:
         >>> from visionblocks.data import LoaderOptions, load_dataset
@@ -117,7 +122,10 @@ def make_batches(data: DataLike, options: LoaderOptions, *, train: bool) -> Batc
     if augment == AUTO:  # fit's default: augment where fit builds the batches
         builds = is_in_memory(data) or isinstance(data, StreamingDataset)
         augment = FIT_DEFAULTS.augment if builds else None
-    options = replace(options, shuffle=train, drop_last=False, augment=augment if train else None)
+    options = replace(
+        options, shuffle=train, drop_last=False, augment=augment if train else None,
+        sampler=options.sampler if train else None,
+    )  # fmt: skip
     if is_in_memory(data):
         if world_size > 1 and not train:
             # The DeviceLoader's equal shards leave out up to world_size - 1 images, which an
@@ -146,10 +154,18 @@ def make_batches(data: DataLike, options: LoaderOptions, *, train: bool) -> Batc
         )
     device, seed = resolve_device(options.device), options.seed
     if isinstance(data, DataLoader):
+        if options.sampler is not None:
+            raise ValueError(
+                f"sampler={options.sampler!r} builds the batches of a Dataset, but a DataLoader "
+                f"has its own sampler: pass its dataset instead, or build the DataLoader with "
+                f"sampler=visionblocks.data.BalancedSampler(labels) and no sampler= here."
+            )
         loader = shard_loader(data, train=train, rank=rank, world_size=world_size, seed=seed)
         return _TorchBatches(loader, device, options.channels_last)
     sampler: Sampler[int] | None = None
-    if world_size > 1:
+    if options.sampler is not None:
+        sampler = _balanced_sampler(data, options)
+    elif world_size > 1:
         sampler = (
             DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
             if train
@@ -168,6 +184,25 @@ def make_batches(data: DataLike, options: LoaderOptions, *, train: bool) -> Batc
         generator=torch.Generator().manual_seed(seed),
     )
     return _TorchBatches(loader, device, options.channels_last)
+
+
+def _balanced_sampler(data: Dataset[Any], options: LoaderOptions) -> BalancedSampler:
+    """The :class:`~visionblocks.data.BalancedSampler` of a user's ``Dataset``, sharded by rank."""
+    labels = dataset_labels(data)
+    if labels is None:
+        raise ValueError(
+            f"sampler={options.sampler!r} draws by class, but the {type(data).__name__} does not "
+            f"say its items' classes without loading them: give it a .targets attribute (one "
+            f"class index per item, as torchvision's datasets have), or pass a TensorDataset."
+        )
+    if len(labels) != _length(data):
+        raise ValueError(
+            f"{type(data).__name__}.targets gives {len(labels)} classes for {_length(data)} "
+            f"items; it needs one per item."
+        )
+    return BalancedSampler(
+        labels, seed=options.seed, rank=options.rank, world_size=options.world_size
+    )
 
 
 def _full_batches(options: LoaderOptions, size: int, train: bool) -> LoaderOptions:
@@ -253,7 +288,9 @@ def shard_loader(
     ``DistributedSampler`` that shuffles if ``loader`` did (a ``RandomSampler``); for
     evaluation an :class:`EvalShard`, which counts each item once. A loader whose sampler
     (or whose batch sampler's sampler) already is a ``DistributedSampler`` is returned as
-    it is: that is the way to shard differently.
+    it is: that is the way to shard differently. So is one with a
+    :class:`~visionblocks.data.BalancedSampler` made for ``world_size`` ranks (one made for
+    another number is an error: every rank would train on the same draws).
 
     Raises:
         TypeError: The loader cannot be re-sharded: an ``IterableDataset``, a custom
@@ -267,6 +304,13 @@ def shard_loader(
         >>> type(shard.sampler).__name__, shard.batch_size, shard.drop_last, len(shard)
         ('DistributedSampler', 3, True, 1)
     """
+    if isinstance(loader.sampler, BalancedSampler) and loader.sampler.world_size != world_size:
+        raise ValueError(
+            f"the DataLoader's BalancedSampler is made for world_size="
+            f"{loader.sampler.world_size}, but {world_size} processes train: build it with "
+            f"rank=<this rank>, world_size={world_size} (or pass the Dataset and "
+            f"sampler='balanced' to fit, which shards it)."
+        )
     if world_size <= 1 or _is_sharded(loader):
         return loader
     name = type(loader).__name__
@@ -324,9 +368,9 @@ def shard_loader(
 
 
 def _is_sharded(loader: DataLoader[Any]) -> bool:
-    """The user sharded it: its sampler, or its batch sampler's, is a DistributedSampler."""
+    """The user sharded it: a DistributedSampler or BalancedSampler (or in its batch sampler)."""
     inner = getattr(loader.batch_sampler, "sampler", None)
-    return isinstance(loader.sampler, DistributedSampler) or isinstance(inner, DistributedSampler)
+    return any(isinstance(s, DistributedSampler | BalancedSampler) for s in (loader.sampler, inner))
 
 
 def _length(dataset: object) -> int:

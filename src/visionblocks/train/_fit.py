@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from visionblocks.data import BatchAugmentFn, DataLike, LoaderOptions, labels_of, stats_of
+from visionblocks.data import BatchAugmentFn, DataLike, LoaderOptions, dataset_labels, stats_of
 from visionblocks.model_file import attach_card, card_of
 from visionblocks.train._callbacks import Callback
 from visionblocks.train._card import StatsChoice, card_for_data, input_stats
@@ -62,8 +62,9 @@ def fit(
     schedule: str | None = D.schedule,
     warmup: float = D.warmup,
     label_smoothing: float = D.label_smoothing,
-    loss: Criterion | None = None,
+    loss: Criterion | str | None = None,
     class_weight: str | torch.Tensor | None = None,
+    sampler: str | None = None,
     mixup: float = 0.0,
     cutmix: float = 0.0,
     augment: str | BatchAugmentFn | None = AUTO,
@@ -106,11 +107,18 @@ def fit(
         schedule: ``"onecycle"``, ``"cosine"``, ``"step"``, ``"plateau"`` or ``None``.
         warmup: Fraction of the run spent warming up (one-cycle and cosine).
         label_smoothing: Cross-entropy label smoothing (of the built-in loss).
-        loss: A criterion ``loss(logits, targets)`` to minimize instead of the built-in
-            label-smoothed cross-entropy; it gets float32 ``(B, K)`` logits and class
-            indices ``(B,)`` (class probabilities ``(B, K)`` with MixUp/CutMix).
-        class_weight: Per-class weights of the built-in cross-entropy for imbalanced data:
-            ``"balanced"`` (``n / (K * n_c)``, from the training labels) or a ``(K,)`` tensor.
+        loss: ``"focal"``, the focal loss (:class:`FocalLoss`, gamma 2, with
+            ``label_smoothing`` and ``class_weight``), or a criterion ``loss(logits, targets)``
+            to minimize instead of the built-in label-smoothed cross-entropy; it gets float32
+            ``(B, K)`` logits and class indices ``(B,)`` (class probabilities ``(B, K)`` with
+            MixUp/CutMix). ``FocalLoss(gamma=...)`` sets another gamma.
+        class_weight: Per-class weights of the built-in loss (cross-entropy or focal) for
+            imbalanced data: ``"balanced"`` (``n / (K * n_c)``, from the training labels) or
+            a ``(K,)`` tensor.
+        sampler: ``"balanced"``: draw each training epoch class-balanced (every class
+            equally likely, images with replacement, as many as the data has; seeded, so
+            resume replays it): see :class:`~visionblocks.data.LoaderOptions`. ``None``:
+            every image once per epoch.
         mixup: MixUp Beta(alpha, alpha) parameter; 0 disables it.
         cutmix: CutMix Beta(alpha, alpha) parameter; 0 disables it.
         augment: Augmentation preset (see :func:`~visionblocks.data.augmentation`) or a
@@ -202,6 +210,7 @@ def fit(
     loading = LoaderOptions(
         batch_size=batch_size, augment=augment, device=plan.device, seed=seed, mean=mean,
         std=std, channels_last=plan.channels_last, rank=dist.rank, world_size=dist.world_size,
+        sampler=sampler,
     )  # fmt: skip
     train_batches = make_batches(train, loading, train=True)
     val_batches = None
@@ -239,7 +248,7 @@ def fit(
     run.net = wrap_model(model, plan, dist, compile=compile)
     criterion = make_criterion(
         loss, label_smoothing=label_smoothing, class_weight=class_weight,
-        labels=labels_of(train), num_classes=num_classes, device=plan.device,
+        labels=dataset_labels(train), num_classes=num_classes, device=plan.device,
     )  # fmt: skip
     n_params = sum(p.numel() for p in model.parameters())
     run.log(

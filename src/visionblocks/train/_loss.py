@@ -1,16 +1,126 @@
-"""The loss :func:`~visionblocks.train.fit` minimizes: a criterion, with optional class weights."""
+"""The loss :func:`~visionblocks.train.fit` minimizes: a criterion, with optional class weights.
+
+The built-in loss is label-smoothed cross-entropy, or with ``loss="focal"`` the focal loss
+of Lin et al. (https://arxiv.org/abs/1708.02002): cross-entropy with each term scaled by
+``(1 - p)^gamma``, so the examples the model already gets right (``p`` near 1) weigh
+little and the hard ones, often the rare classes', dominate the gradient. Both take
+class weights and label smoothing the same way, and targets as class indices or, with
+MixUp/CutMix, as class probabilities.
+"""
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-__all__ = ["balanced_class_weight", "check_loss_arguments", "check_loss_value", "make_criterion"]
+__all__ = [
+    "LOSSES",
+    "FocalLoss",
+    "balanced_class_weight",
+    "check_loss_arguments",
+    "check_loss_value",
+    "make_criterion",
+]
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+LOSSES = ("focal",)
+"""The built-in losses ``fit(loss=...)`` takes by name (``None``: label-smoothed cross-entropy)."""
+
+
+class FocalLoss(nn.Module):
+    """Softmax focal loss: cross-entropy whose every term is scaled by ``(1 - p)^gamma``.
+
+    For an example of class ``y`` predicted with probability ``p_y`` the loss is
+    ``-w_y (1 - p_y)^gamma log p_y`` (Lin et al., https://arxiv.org/abs/1708.02002, with
+    a softmax over the classes); with class-probability targets ``q`` (MixUp/CutMix, label
+    smoothing) it is ``-sum_k q_k w_k (1 - p_k)^gamma log p_k``. The batch is reduced
+    as ``nn.CrossEntropyLoss`` reduces it (a mean, weighted by ``w_y`` for class-index
+    targets), so ``gamma=0`` is exactly ``nn.CrossEntropyLoss(weight, label_smoothing)``.
+
+    ``fit(loss="focal")`` uses ``FocalLoss(label_smoothing=<fit's label_smoothing>)``
+    with fit's ``class_weight``; pass an instance to choose ``gamma``, e.g.
+    ``fit(loss=FocalLoss(gamma=1.0))`` (fit's ``class_weight`` still applies to it, its
+    own ``label_smoothing`` replaces fit's).
+
+    Args:
+        gamma: Focusing parameter >= 0; 0 is cross-entropy, the paper uses 2.
+        weight: Per-class weights ``(K,)`` (>= 0, not all 0), as ``nn.CrossEntropyLoss``'s.
+        label_smoothing: Share of each target spread uniformly over the classes, in [0, 1).
+
+    Example:
+        >>> logits = torch.tensor([[3.0, 0.0], [0.0, 0.5]])
+        >>> labels = torch.tensor([0, 0])
+        >>> cross_entropy = nn.functional.cross_entropy(logits, labels)
+        >>> FocalLoss(gamma=0.0)(logits, labels).item() == cross_entropy.item()
+        True
+        >>> round(cross_entropy.item(), 4), round(FocalLoss()(logits, labels).item(), 4)
+        (0.5113, 0.1888)
+        >>> FocalLoss(gamma=-1)
+        Traceback (most recent call last):
+            ...
+        ValueError: gamma must be a number >= 0 (0 is cross-entropy); got -1.
+    """
+
+    weight: torch.Tensor | None
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        *,
+        weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if (
+            not isinstance(gamma, int | float)
+            or isinstance(gamma, bool)
+            or not math.isfinite(gamma)
+            or gamma < 0
+        ):
+            raise ValueError(f"gamma must be a number >= 0 (0 is cross-entropy); got {gamma!r}.")
+        if not isinstance(label_smoothing, int | float) or not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing!r}.")
+        self.gamma = float(gamma)
+        self.label_smoothing = float(label_smoothing)
+        if weight is not None:
+            weight = torch.as_tensor(weight, dtype=torch.float32)
+            if weight.dim() != 1:
+                raise ValueError(
+                    f"weight must hold one weight per class, shape (K,); got {tuple(weight.shape)}."
+                )
+            _check_weights(weight)
+        self.register_buffer("weight", weight)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The focal loss of ``(B, K)`` logits for ``(B,)`` classes or ``(B, K)`` probabilities."""
+        log_p = F.log_softmax(logits.float(), dim=1)  # (B, K)
+        classes = log_p.shape[1]
+        hard = targets.dim() == 1
+        q = F.one_hot(targets.long(), classes).to(log_p.dtype) if hard else targets.to(log_p)
+        if self.label_smoothing:
+            q = q * (1 - self.label_smoothing) + self.label_smoothing / classes
+        terms = -log_p  # (B, K) cross-entropy terms
+        if self.gamma:
+            # 1 - p as -expm1(log p): exact where p is near 1, the examples focal loss damps.
+            # The clamp keeps (1 - p)^gamma's gradient finite at p = 1 for gamma < 1.
+            one_minus_p = (-log_p.expm1()).clamp_min(torch.finfo(log_p.dtype).tiny)
+            terms = terms * one_minus_p.pow(self.gamma)
+        if self.weight is not None:
+            terms = terms * self.weight
+        total = (q * terms).sum()
+        if hard and self.weight is not None:  # nn.CrossEntropyLoss's weighted mean
+            return total / self.weight[targets.long()].sum()
+        return total / len(log_p)
+
+    def extra_repr(self) -> str:
+        weighted = ", weight=(...)" if self.weight is not None else ""
+        return f"gamma={self.gamma}, label_smoothing={self.label_smoothing}{weighted}"
 
 
 def balanced_class_weight(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -43,11 +153,24 @@ def check_loss_arguments(loss: object, class_weight: object) -> None:
             ...
         ValueError: class_weight must be >= 0; class 1 has -0.5.
     """
-    if loss is not None:
+    if isinstance(loss, str):
+        if loss not in LOSSES:
+            names = ", ".join(repr(name) for name in LOSSES)
+            raise ValueError(
+                f"loss must be None (label-smoothed cross-entropy), one of {names}, or a "
+                f"criterion (logits, targets) -> loss; got {loss!r}."
+            )
+    elif isinstance(loss, FocalLoss):
+        if class_weight is not None and loss.weight is not None:
+            raise ValueError(
+                "class_weight was given twice: to fit and as the FocalLoss's weight; keep one."
+            )
+    elif loss is not None:
         if class_weight is not None:
             raise ValueError(
-                "class_weight applies to the built-in cross-entropy; with loss=... put the "
-                "weights into your criterion (e.g. nn.CrossEntropyLoss(weight=...))."
+                "class_weight applies to the built-in losses (None, 'focal' or a FocalLoss); "
+                "with loss=... put the weights into your criterion (e.g. "
+                "nn.CrossEntropyLoss(weight=...))."
             )
         if not callable(loss):
             raise TypeError(f"loss must be callable (logits, targets) -> loss; got {loss!r}.")
@@ -139,7 +262,7 @@ def _name(loss: Callable[..., object]) -> str:
 
 
 def make_criterion(
-    loss: Criterion | None,
+    loss: Criterion | str | None,
     *,
     label_smoothing: float,
     class_weight: str | torch.Tensor | None,
@@ -150,19 +273,39 @@ def make_criterion(
     """The loss ``fit`` minimizes: ``loss`` if given, else (weighted) label-smoothed cross-entropy.
 
     ``loss`` receives float32 logits ``(B, K)`` and targets that are class indices ``(B,)``,
-    or class probabilities ``(B, K)`` with MixUp/CutMix. ``loss`` and ``class_weight`` are
-    those :func:`check_loss_arguments` accepted (``fit`` checks them first).
+    or class probabilities ``(B, K)`` with MixUp/CutMix. ``"focal"`` is
+    :class:`FocalLoss` with ``label_smoothing`` and the class weights; a
+    :class:`FocalLoss` given without weights is used with the class weights. ``loss`` and
+    ``class_weight`` are those :func:`check_loss_arguments` accepted (``fit`` checks them
+    first).
     """
+    weight = _class_weight(class_weight, labels, num_classes)
+    if loss == "focal":
+        return FocalLoss(weight=weight, label_smoothing=label_smoothing).to(device)
+    if isinstance(loss, FocalLoss) and weight is not None:  # a copy: the caller's stays as given
+        loss = FocalLoss(loss.gamma, weight=weight, label_smoothing=loss.label_smoothing)
+    if isinstance(loss, str):  # pragma: no cover - check_loss_arguments accepts only LOSSES
+        raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}.")
     if loss is not None:
         if isinstance(loss, nn.Module):
             loss.to(device)
         return loss
+    return nn.CrossEntropyLoss(
+        weight=None if weight is None else weight.to(device), label_smoothing=label_smoothing
+    )
+
+
+def _class_weight(
+    class_weight: str | torch.Tensor | None, labels: torch.Tensor | None, num_classes: int
+) -> torch.Tensor | None:
+    """The ``(K,)`` weights ``class_weight`` asks for: counted from ``labels``, or as given."""
     weight: torch.Tensor | None = None
     if isinstance(class_weight, str):  # "balanced", the one name check_loss_arguments accepts
         if labels is None:
             raise ValueError(
-                "class_weight='balanced' counts the training labels, which only in-memory data "
-                "has; pass a tensor of per-class weights instead."
+                "class_weight='balanced' counts the training labels, which this data does not "
+                "give without loading it (a Dataset needs a .targets attribute); pass a tensor "
+                "of per-class weights instead."
             )
         weight = balanced_class_weight(labels, num_classes)
     elif class_weight is not None:
@@ -172,6 +315,4 @@ def make_criterion(
                 f"class_weight must hold {num_classes} weights (one per class); got shape "
                 f"{tuple(weight.shape)}."
             )
-    return nn.CrossEntropyLoss(
-        weight=None if weight is None else weight.to(device), label_smoothing=label_smoothing
-    )
+    return weight
