@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from PIL import Image
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from visionblocks.data import (
     BatchAugment,
     DeviceLoader,
+    LoaderOptions,
+    StreamLoader,
     augmentation,
     batch_augment,
     batch_resized_crop,
@@ -111,3 +116,61 @@ def test_the_photo_preset_in_both_paths() -> None:
     assert out.shape == (3, 24, 32)
     with pytest.raises(ValueError, match=r"scale must be \(low, high\)"):
         batch_resized_crop(_photos(1, 1, torch.uint8), torch.Generator(), scale=(0.0, 1.0))
+
+
+def _checkerboard_folder(root: Path, count: int = 4, side: int = 448) -> Path:
+    """``count`` RGB PNGs of a one-pixel black-and-white checkerboard, in two class folders."""
+    board = ((torch.arange(side)[:, None] + torch.arange(side)[None, :]) % 2 * 255).to(torch.uint8)
+    for i in range(count):
+        (root / f"boards{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(board.numpy(), "L").convert("RGB").save(
+            root / f"boards{i % 2}" / f"{i}.png"
+        )
+    return root
+
+
+def test_a_streamed_photo_crop_is_cut_from_the_files_own_pixels(tmp_path: Path) -> None:
+    # A 448-pixel one-pixel checkerboard sized to 224 first (the old path, and the in-memory
+    # one) averages to flat gray; a box of a quarter of the file's area cut from the decoded
+    # file and resized by at most ~15% keeps most of the pattern's contrast.
+    folder = _checkerboard_folder(tmp_path)
+    stream = load_dataset(folder, image_size=224, in_memory=False)
+    memory = load_dataset(folder, image_size=224, in_memory=True)
+    crop = BatchAugment(resized_crop=(0.25, 0.25), flip=False)
+    options = LoaderOptions(batch_size=4, augment=crop, mean=(0.0,) * 3, std=(1.0,) * 3)
+    streamed, _ = next(iter(StreamLoader(stream, options, num_workers=0)))
+    in_memory, _ = next(iter(DeviceLoader(memory, options)))
+    assert in_memory.std() * 255 < 5  # sized first: nothing left to crop but gray
+    assert streamed.std() * 255 > 20  # about 36: resampled, not averaged away
+
+
+def test_streamed_photo_crops_replay_per_epoch_and_differ_between_epochs(tmp_path: Path) -> None:
+    folder = _checkerboard_folder(tmp_path, side=97)
+    stream = load_dataset(folder, image_size=32, in_memory=False)
+    options = LoaderOptions(batch_size=4, augment="photo", seed=5, shuffle=False)
+    loader = StreamLoader(stream, options, num_workers=0)
+    first = [x for x, _ in loader]
+    second = [x for x, _ in loader]
+    again = [x for x, _ in StreamLoader(stream, options, num_workers=2)]  # workers: same crops
+    assert torch.equal(first[0], again[0])
+    assert not torch.equal(first[0], second[0])
+
+
+def test_streamed_photo_crops_flip_about_half_the_images_when_the_preset_flips(
+    tmp_path: Path,
+) -> None:
+    ramp = torch.linspace(0, 255, 40).round().to(torch.uint8).expand(40, 40)  # dark to bright
+    for i in range(32):
+        (tmp_path / f"c{i % 2}").mkdir(exist_ok=True)
+        Image.fromarray(ramp.numpy(), "L").save(tmp_path / f"c{i % 2}" / f"{i}.png")
+    stream = load_dataset(tmp_path, image_size=40, in_memory=False)
+    flipped = {}
+    for flip in (False, True):
+        whole = BatchAugment(resized_crop=(1.0, 1.0), flip=flip)  # the box is the whole image
+        options = LoaderOptions(batch_size=32, augment=whole, mean=(0.0,), std=(1.0,), seed=1)
+        x, _ = next(iter(StreamLoader(stream, options, num_workers=0)))
+        flipped[flip] = int(
+            (x[..., :20].mean(dim=(1, 2, 3)) > x[..., 20:].mean(dim=(1, 2, 3))).sum()
+        )
+    assert flipped[False] == 0
+    assert 8 <= flipped[True] <= 24  # Binomial(32, 0.5): outside this with p < 0.01

@@ -21,8 +21,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
 
-__all__ = ["PHOTO_RATIO", "PHOTO_SCALE", "RandomResizedCropKeepSize", "batch_resized_crop"]
+__all__ = [
+    "PHOTO_RATIO",
+    "PHOTO_SCALE",
+    "RandomResizedCropKeepSize",
+    "batch_resized_crop",
+    "resized_crop_image",
+]
 
 PHOTO_SCALE = (0.35, 1.0)
 """Share of the image's area a crop of the ``"photo"`` preset covers (torchvision's default is
@@ -49,12 +57,12 @@ def _crop_boxes(
     ratio closest to the image's. Every draw is made for every image whatever the outcome,
     so the generator advances by the same amount each batch.
     """
-    area = height * width
     shares = torch.empty(count, _ATTEMPTS).uniform_(scale[0], scale[1], generator=generator)
     log_ratios = torch.empty(count, _ATTEMPTS).uniform_(
         math.log(ratio[0]), math.log(ratio[1]), generator=generator
     )
     where = torch.rand(2, count, generator=generator)
+    area = height * width
     aspect = log_ratios.exp()
     box_w = (area * shares * aspect).sqrt().round()
     box_h = (area * shares / aspect).sqrt().round()
@@ -74,6 +82,50 @@ def _crop_boxes(
     top = torch.where(found, (where[0] * (height - box_h + 1)).floor(), (height - box_h) // 2)
     left = torch.where(found, (where[1] * (width - box_w + 1)).floor(), (width - box_w) // 2)
     return torch.stack([top, left, box_h, box_w], dim=1)
+
+
+def resized_crop_image(
+    image: torch.Tensor,
+    size: tuple[int, int],
+    seed: int,
+    *,
+    scale: tuple[float, float] = PHOTO_SCALE,
+    ratio: tuple[float, float] = PHOTO_RATIO,
+    flip: bool = False,
+) -> torch.Tensor:
+    """A random resized crop of one decoded image of any size, straight to ``size``.
+
+    The crop of :func:`batch_resized_crop` (torchvision's box rule, the same draws) taken
+    from the image as decoded rather than from a copy already resized to ``size``, so a
+    small box keeps the file's resolution, and in one antialiased bilinear resize (the
+    resampling of :func:`~visionblocks.data.resize_image`). The streaming loader runs it
+    in its decoding workers; ``seed`` (drawn by the loader from the epoch's generator)
+    makes it replayable.
+
+    Args:
+        image: A ``(C, h, w)`` uint8 (or float) image.
+        size: ``(H, W)`` of the result.
+        seed: Seeds the box's random draws.
+        scale: ``(low, high)`` share of the image's area the box covers.
+        ratio: ``(low, high)`` aspect ratio (width / height) of the box.
+        flip: Also flip the result left-right with probability 0.5 (drawn after the box).
+
+    Example:
+        >>> image = torch.arange(120, dtype=torch.uint8).reshape(1, 10, 12)
+        >>> out = resized_crop_image(image, (8, 8), seed=3)
+        >>> out.shape, out.dtype, torch.equal(out, resized_crop_image(image, (8, 8), seed=3))
+        (torch.Size([1, 8, 8]), torch.uint8, True)
+    """
+    generator = torch.Generator().manual_seed(seed)
+    height, width = image.shape[-2:]
+    top, left, box_h, box_w = (
+        int(v) for v in _crop_boxes(1, height, width, scale, ratio, generator)[0].tolist()
+    )
+    box = image[..., top : top + box_h, left : left + box_w]
+    resized: torch.Tensor = TF.resize(box, list(size), InterpolationMode.BILINEAR, antialias=True)
+    if flip and torch.rand((), generator=generator) < 0.5:
+        return resized.flip(-1)
+    return resized
 
 
 def batch_resized_crop(

@@ -122,6 +122,19 @@ class BatchAugment:
             images = batch_cutout(images, self.cutout_size, generator)
         return images
 
+    def without_crop_and_flip(self) -> BatchAugment:
+        """This pipeline without its crop (pad-crop or resized crop) and flip.
+
+        The rest, for loaders that crop and flip each image before batching.
+        """
+        return BatchAugment(
+            padding=0,
+            flip=False,
+            color_jitter=self.color_jitter,
+            rotation=self.rotation,
+            cutout_size=self.cutout_size,
+        )
+
     def __repr__(self) -> str:
         return (
             f"BatchAugment(padding={self.padding}, flip={self.flip}, "

@@ -183,11 +183,13 @@ def _to_tensor(image: Image.Image, source: str) -> torch.Tensor:
     if method is not None:
         image = image.transpose(method)
     # A bytearray is a writable copy, which torch.frombuffer needs; Pillow stores pixels
-    # interleaved, (H, W, C).
+    # interleaved, (H, W, C). RGB stays in that memory, a (C, H, W) view with channels-last
+    # strides: resizing it is about 1.5x faster than from planar memory, and a copy to
+    # planar memory would cost as much as the copy out of Pillow.
     pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
     if channels == 1:
         return pixels.view(1, image.height, image.width)
-    return pixels.view(image.height, image.width, channels).permute(2, 0, 1).contiguous()
+    return pixels.view(image.height, image.width, channels).permute(2, 0, 1)
 
 
 def _to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:

@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from visionblocks.data._augment_photo import resized_crop_image
 from visionblocks.data._decode import decode_image_file
 from visionblocks.data._resize import check_resize_rule
 
-__all__ = ["STATS_SAMPLE", "StreamingDataset", "stream_threshold", "streams_by_default"]
+__all__ = ["STATS_SAMPLE", "CropKey", "StreamingDataset", "stream_threshold", "streams_by_default"]
 
 STATS_SAMPLE = 1000
 """Images (drawn with a fixed seed) that a :class:`StreamingDataset`'s ``mean``/``std`` are
@@ -28,6 +29,11 @@ estimated from; the estimate of a 1x28x28 Fashion-MNIST mean is within 0.005 of 
 data's."""
 
 _MAX_IN_MEMORY = 2 * 1024**3  # bytes
+
+CropKey = tuple[int, int, tuple[float, float], bool]
+"""``(index, seed, scale, flip)``: image ``index`` of a :class:`StreamingDataset`, randomly
+cropped and resized with ``seed`` over ``scale`` of its area, and with ``flip`` flipped
+left-right with probability 0.5 (see :meth:`StreamingDataset.__getitem__`)."""
 
 
 def _available_memory() -> int | None:
@@ -188,8 +194,22 @@ class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = decode_image_file(self.files[index], self.channels, self.image_size, self.resize)
+    def __getitem__(self, key: int | CropKey) -> tuple[torch.Tensor, int]:
+        """Image ``key``, decoded and sized by the resize rule, and its label.
+
+        A :data:`CropKey` ``(index, seed, scale, flip)`` instead takes a random resized crop
+        of the decoded file (:func:`resized_crop_image`, which also flips) in place of the
+        resize rule: :class:`~visionblocks.data.StreamLoader` asks for those when it trains
+        with the ``"photo"`` preset.
+        """
+        if isinstance(key, tuple):
+            index, seed, scale, flip = key
+            image = decode_image_file(self.files[index], self.channels)
+            image = resized_crop_image(image, self.image_size, seed, scale=scale, flip=flip)
+        else:
+            index = key
+            size, rule = self.image_size, self.resize
+            image = decode_image_file(self.files[index], self.channels, size, rule)
         return image, int(self.labels[index])
 
     def __repr__(self) -> str:

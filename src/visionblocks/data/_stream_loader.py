@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from visionblocks.data._batch_augment import BatchAugment
 from visionblocks.data._batching import BatchLoader
 from visionblocks.data._loader_options import LoaderOptions
 from visionblocks.data._stream import StreamingDataset
@@ -41,14 +42,23 @@ def default_num_workers() -> int:
     return max(1, min(4, cores))
 
 
-class _EpochSampler(Sampler[int]):
-    """Yields the indices it is given; the loader sets them before each epoch."""
+class _EpochSampler(Sampler[Any]):
+    """Yields the indices it is given; the loader sets them before each epoch.
+
+    With ``crop`` (a ``(low, high)`` area share and whether to flip) and ``seeds`` (one per
+    index), it yields the dataset's crop keys ``(index, seed, scale, flip)`` instead.
+    """
 
     def __init__(self, indices: list[int]) -> None:
         self.indices = indices
+        self.seeds: list[int] = []
+        self.crop: tuple[tuple[float, float], bool] | None = None
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
+    def __iter__(self) -> Iterator[Any]:
+        if self.crop is None:
+            return iter(self.indices)
+        scale, flip = self.crop
+        return ((i, s, scale, flip) for i, s in zip(self.indices, self.seeds, strict=True))
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -112,6 +122,7 @@ class StreamLoader(BatchLoader):
             channels=data.channels,
             image_size=min(data.image_size),
             default_stats=(tuple(data.mean), tuple(data.std)),
+            labels=data.labels,
             **settings,
         )
         self.data = data
@@ -119,6 +130,12 @@ class StreamLoader(BatchLoader):
         self.classes = list(data.classes)
         self.num_classes = data.num_classes
         self._sampler = _EpochSampler(self.epoch_indices(0).tolist())
+        if isinstance(self.augment, BatchAugment) and self.augment.resized_crop is not None:
+            # The photo crop and flip run in the workers, on each file as decoded: one
+            # resize from the file's own pixels instead of two (see resized_crop_image), and
+            # less work in this process; the rest of the pipeline still runs on the batch.
+            self._sampler.crop = (self.augment.resized_crop, self.augment.flip)
+            self.augment = self.augment.without_crop_and_flip()
         self.loader: DataLoader[Any] = DataLoader(
             data,
             batch_size=self.batch_size,
@@ -143,6 +160,9 @@ class StreamLoader(BatchLoader):
         epoch = self.epoch
         self._sampler.indices = self.epoch_indices(epoch).tolist()
         generator = self.augment_generator(epoch)
+        if self._sampler.crop is not None:
+            count = len(self._sampler.indices)
+            self._sampler.seeds = torch.randint(0, 2**62, (count,), generator=generator).tolist()
         for images, labels in self.loader:
             x = images.to(self.device, non_blocking=True)  # (B, C, H, W) uint8
             y = labels.to(self.device, non_blocking=True)  # (B,)

@@ -360,6 +360,16 @@ def normalize(
     value_range = 255.0 if images.dtype == torch.uint8 else 1.0
     scale = 1.0 / (value_range * std_t)  # (C, 1, 1)
     shift = -mean_t / std_t  # (C, 1, 1)
+    if memory_format == torch.channels_last and channels > 1:
+        # In (B, H, W, C) memory a (C, 1, 1) operand varies along the innermost dimension,
+        # which defeats vectorisation; as rows of W * C values with the constants tiled W
+        # times it runs about 2x faster on the CPU, with the same arithmetic bit for bit.
+        b, _, h, w = images.shape
+        out = torch.empty((b, h, w, channels), dtype=torch.float32, device=images.device)
+        out.copy_(images.permute(0, 2, 3, 1))
+        rows = out.view(b * h, w * channels)
+        rows.mul_(scale.reshape(-1).repeat(w)).add_(shift.reshape(-1).repeat(w))
+        return out.permute(0, 3, 1, 2)
     x = torch.empty(images.shape, dtype=torch.float32, device=images.device)
     x = x.contiguous(memory_format=memory_format)
     return x.copy_(images).mul_(scale).add_(shift)
