@@ -22,9 +22,9 @@ class, written by this script), made ``(B, 3, N, N)`` batches for training:
 * baseline: ``ImageFolder`` (Pillow, RGB) with ``RandomResizedCrop(N, scale=(0.35, 1),
   ratio=(3/4, 4/3))``, ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize`` per image;
 * visionblocks: ``load_dataset(folder, image_size=N, resize="shorter-side+center-crop",
-  in_memory=False)`` and ``StreamLoader(augment="photo")``: workers decode and size
-  (the evaluation rule, so every batch is ``N x N``), the same random resized crop + flip
-  and normalization run on the whole batch on ``--device``.
+  in_memory=False)`` and ``StreamLoader(augment="photo")``: workers decode, take the same
+  random resized crop straight from each decoded file to ``N x N`` and flip it, and collate
+  uint8; normalization runs on the whole batch on ``--device``.
 
 Usage::
 
