@@ -34,6 +34,7 @@ from visionblocks.train._history import EvalResult, History
 from visionblocks.train._loggers import CSVLogger, TensorBoardLogger
 from visionblocks.train._loss import FocalLoss
 from visionblocks.train._lr_find import LRFinderResult, lr_find
+from visionblocks.train._metrics import BUILTIN_METRICS, check_metrics
 from visionblocks.train._seeding import Stream, seed_everything
 from visionblocks.train._state import RunState, TrainingDivergedError
 
@@ -50,6 +51,8 @@ __all__ = [
     "FIT_DEFAULTS",
     "FitDefaults",
     "check_fit_arguments",
+    "BUILTIN_METRICS",
+    "check_metrics",
     "Stream",
     "Callback",
     "EarlyStopping",

@@ -6,12 +6,13 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 
 from visionblocks.model_file import card_of
 from visionblocks.train._checkpoint import save_checkpoint
+from visionblocks.train._metrics import MetricMode, known_mode
 
 if TYPE_CHECKING:
     from visionblocks.train._state import RunState
@@ -124,12 +125,53 @@ def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
     return value > best + min_delta if mode == "max" else value < best - min_delta
 
 
-def _mode_for(monitor: str, mode: str) -> Literal["max", "min"]:
+def _mode_for(monitor: str, mode: str) -> MetricMode | None:
+    """``mode``, or for ``"auto"`` the direction of a built-in metric (``None``: not yet known)."""
     if mode == "auto":
-        return "max" if "acc" in monitor else "min"
+        return known_mode(monitor)
     if mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max', 'min' or 'auto'; got {mode!r}.")
     return mode  # type: ignore[return-value]
+
+
+def _start_value(mode: MetricMode | None) -> float:
+    """What any value improves on: -inf for ``"max"``, +inf for ``"min"`` (NaN: not yet known)."""
+    return math.nan if mode is None else -math.inf if mode == "max" else math.inf
+
+
+def _bind_monitor(who: str, monitor: str, mode: MetricMode | None, trainer: RunState) -> MetricMode:
+    """Check ``monitor`` against what the run records, before any training; its direction.
+
+    ``fit`` names the metrics its history will hold (``History.modes``) before
+    ``on_fit_start``: a misspelt monitor, a ``val_`` one without validation data, or a
+    user metric of unknown direction with ``mode="auto"`` fails here, not after an epoch.
+
+    Raises:
+        ValueError: The run does not record ``monitor`` (the message lists what it
+            records), or ``mode="auto"`` and nobody gave the metric a direction.
+    """
+    modes = trainer.history.modes
+    if modes and monitor not in modes:  # empty: a RunState that fit did not set up
+        names = sorted(modes)
+        validating = any(k.startswith("val_") for k in modes)
+        fix = (
+            "pass val= to fit()"
+            if monitor.startswith("val_") and not validating
+            else "add it to fit(metrics=[...])"
+            if monitor.startswith("val_")
+            else "monitor a val_ or train_ metric"
+        )
+        raise ValueError(
+            f"{who} monitors {monitor!r}, which this run does not record; it records {names}: "
+            f"{fix}, or monitor one of those."
+        )
+    direction = mode or modes.get(monitor)
+    if direction is None:
+        raise ValueError(
+            f"{who} monitors {monitor!r}, a metric of unknown direction; pass mode='max' "
+            f"(higher is better) or mode='min'."
+        )
+    return direction
 
 
 class EarlyStopping(Callback):
@@ -140,7 +182,11 @@ class EarlyStopping(Callback):
             (misspelt, or a ``val_`` metric with no validation data) is an error.
         patience: Epochs without improvement to wait (>= 1).
         min_delta: The smallest change that counts as an improvement.
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracies, else min).
+        mode: ``"min"``, ``"max"`` or ``"auto"``: the metric's direction (max for
+            accuracies, F1, recall; min for losses; a ``torchmetrics.Metric``'s
+            ``higher_is_better``). A function of ``fit(metrics=...)`` has none: give it here.
+
+    ``monitor`` is checked when ``fit`` starts, against the metrics the run records.
 
     Example:
         >>> import visionblocks as vb
@@ -171,9 +217,15 @@ class EarlyStopping(Callback):
         self.patience = patience
         self.min_delta = min_delta
         self.mode = _mode_for(monitor, mode)
-        self.best = -math.inf if self.mode == "max" else math.inf
+        self.best = _start_value(self.mode)
         self.bad_epochs = 0
         self.stopped_epoch: int | None = None
+
+    def on_fit_start(self, trainer: RunState) -> None:
+        """Check that the run records ``monitor``, and learn its direction if ``mode="auto"``."""
+        self.mode = _bind_monitor("EarlyStopping", self.monitor, self.mode, trainer)
+        if math.isnan(self.best):
+            self.best = _start_value(self.mode)
 
     def state_dict(self) -> dict[str, float | int | None]:
         """Best value and patience used so far (saved in training checkpoints)."""
@@ -189,6 +241,7 @@ class EarlyStopping(Callback):
         """Track the monitored metric; ask the trainer to stop when patience runs out."""
         if not _check_monitored("EarlyStopping", self.monitor, trainer, metrics):
             return
+        assert self.mode is not None  # bound in on_fit_start
         if _improved(metrics[self.monitor], self.best, self.mode, self.min_delta):
             self.best, self.bad_epochs = metrics[self.monitor], 0
             return
@@ -208,8 +261,10 @@ class BestCheckpoint(Callback):
     Args:
         path: Where to write the checkpoint.
         monitor: The metric to watch (one of validation's ``val_`` or the epoch's ``train_``
-            metrics); an epoch without it is an error, as for :class:`EarlyStopping`.
-        mode: ``"min"``, ``"max"`` or ``"auto"``.
+            metrics, e.g. ``"val_macro_f1"`` with ``fit(metrics=["macro_f1"])``); checked
+            when ``fit`` starts, as for :class:`EarlyStopping`.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (the metric's direction, as for
+            :class:`EarlyStopping`).
 
     Example:
         >>> import tempfile, visionblocks as vb
@@ -228,8 +283,14 @@ class BestCheckpoint(Callback):
         self.path = Path(path)
         self.monitor = monitor
         self.mode = _mode_for(monitor, mode)
-        self.best = -math.inf if self.mode == "max" else math.inf
+        self.best = _start_value(self.mode)
         self.best_epoch: int | None = None
+
+    def on_fit_start(self, trainer: RunState) -> None:
+        """Check that the run records ``monitor``, and learn its direction if ``mode="auto"``."""
+        self.mode = _bind_monitor("BestCheckpoint", self.monitor, self.mode, trainer)
+        if math.isnan(self.best):
+            self.best = _start_value(self.mode)
 
     def state_dict(self) -> dict[str, float | int | None]:
         """Best value and its epoch (saved in training checkpoints)."""
@@ -245,6 +306,7 @@ class BestCheckpoint(Callback):
         if not _check_monitored("BestCheckpoint", self.monitor, trainer, metrics):
             return
         value = metrics[self.monitor]
+        assert self.mode is not None  # bound in on_fit_start
         if _improved(value, self.best, self.mode, 0.0):
             self.best, self.best_epoch = value, epoch
             if trainer.is_main_process:

@@ -15,12 +15,20 @@ from visionblocks.data import CutMix, MixUp, epoch_seed
 from visionblocks.train._data import Batches
 from visionblocks.train._distributed import all_reduce_sum
 from visionblocks.train._ema import update_ema
-from visionblocks.train._evaluate import run_eval
+from visionblocks.train._evaluate import reduce_sums, run_eval
 from visionblocks.train._loss import check_loss_value
+from visionblocks.train._metrics import MetricMode, MetricSet, resolve_metrics
 from visionblocks.train._seeding import Stream
 from visionblocks.train._state import RunState, TrainingDivergedError
 
-__all__ = ["Criterion", "make_mixers", "run_epoch", "train_pass", "validation_pass"]
+__all__ = [
+    "Criterion",
+    "epoch_modes",
+    "make_mixers",
+    "run_epoch",
+    "train_pass",
+    "validation_pass",
+]
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """A loss: ``criterion(logits (B, K) float32, targets (B,) class indices or (B, K) soft)``."""
@@ -47,33 +55,39 @@ def run_epoch(
     accumulate: int = 1,
     grad_clip: float | None = None,
     val_tta: bool = False,
+    metrics: MetricSet | None = None,
 ) -> dict[str, float]:
-    """Train one epoch, validate, step a plateau schedule, record and print the metrics."""
+    """Train one epoch, validate, step a plateau schedule, record and print the metrics.
+
+    ``metrics``: what validation measures (default: loss and accuracy).
+    """
+    metrics = metrics if metrics is not None else resolve_metrics(None, always=True)
     epoch = run.epoch
     run.emit("on_epoch_start", epoch)
     started = time.perf_counter()
-    metrics = train_pass(
+    values = train_pass(
         run, train, criterion=criterion, mixers=mixers, accumulate=accumulate,
         grad_clip=grad_clip, epochs=epochs,
     )  # fmt: skip
     train_seconds = time.perf_counter() - started
     run.emit("on_validation_start", epoch)
     if val is not None:
-        metrics.update(validation_pass(run, val, tta=val_tta))
-    run.emit("on_validation_end", epoch, metrics)
+        values.update(validation_pass(run, val, tta=val_tta, metrics=metrics))
+    run.emit("on_validation_end", epoch, values)
     plateau = isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     if plateau and not run.validation_skipped:
-        run.scheduler.step(metrics.get("val_loss", metrics["train_loss"]))
-    metrics.update(
+        run.scheduler.step(values.get("val_loss", values["train_loss"]))
+    values.update(
         epoch=epoch,
         lr=run.optimizer.param_groups[0]["lr"],
         seconds=time.perf_counter() - started,
-        images_per_second=metrics.pop("_images") / train_seconds,
+        images_per_second=values.pop("_images") / train_seconds,
     )
-    run.history.append(metrics)
-    run.log(epoch_line(metrics, epochs))
-    run.emit("on_epoch_end", epoch, metrics)
-    return metrics
+    run.history.append(values)
+    shown = [f"val_{k}" for k in metrics.shown(run.num_classes) if k not in ("loss", "acc")]
+    run.log(epoch_line(values, epochs, shown))
+    run.emit("on_epoch_end", epoch, values)
+    return values
 
 
 def train_pass(
@@ -179,29 +193,42 @@ def _no_sync(net: nn.Module) -> AbstractContextManager[None]:
     return net.no_sync()
 
 
-def validation_pass(run: RunState, batches: Batches, *, tta: bool) -> dict[str, float]:
-    """Loss and accuracy of the validated weights (see :attr:`RunState.validated_model`)."""
+def validation_pass(
+    run: RunState, batches: Batches, *, tta: bool, metrics: MetricSet
+) -> dict[str, float]:
+    """``val_<key>`` of every metric for the validated weights (:attr:`RunState.validated_model`).
+
+    The pass is ``evaluate``'s: counts summed over the DDP processes (each image once),
+    logits gathered in the data's order only when a metric reads them.
+    """
     net = run.net if run.ema is None else run.ema.module
-    sums = run_eval(net, batches, run.plan, tta=tta)
-    totals = all_reduce_sum(
-        torch.stack(
-            [
-                sums.loss_sum.float(),
-                sums.confusion.diagonal().sum().float(),
-                sums.confusion.sum().float(),
-            ]
-        ),
-        run.dist,
-    ).tolist()
-    return {"val_loss": totals[0] / totals[2], "val_acc": totals[1] / totals[2]}
+    sums = run_eval(net, batches, run.plan, tta=tta, metrics=metrics)
+    sums = reduce_sums(sums, run.dist, per_example=metrics.needs_outputs)
+    return {f"val_{key}": value for key, value in metrics.compute(sums).items()}
 
 
-def epoch_line(metrics: dict[str, float], epochs: int) -> str:
-    """The line printed after each epoch."""
+def epoch_modes(
+    metrics: MetricSet, num_classes: int, *, validating: bool
+) -> dict[str, MetricMode | None]:
+    """Every key with a direction that a run's history records (``History.modes``).
+
+    Example:
+        >>> list(epoch_modes(resolve_metrics("macro_f1", always=True), 10, validating=True))
+        ['train_loss', 'train_acc', 'val_loss', 'val_acc', 'val_macro_f1']
+    """
+    modes: dict[str, MetricMode | None] = {"train_loss": "min", "train_acc": "max"}
+    if validating:
+        modes.update({f"val_{k}": mode for k, mode in metrics.modes(num_classes).items()})
+    return modes
+
+
+def epoch_line(metrics: dict[str, float], epochs: int, extra: Sequence[str] = ()) -> str:
+    """The line printed after each epoch; ``extra``: more ``val_`` keys to show."""
     line = (
         f"epoch {int(metrics['epoch']):>3}/{epochs}  train loss {metrics['train_loss']:.4f} "
         f"acc {metrics['train_acc']:.2%}"
     )
     if "val_acc" in metrics:
         line += f"  val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.2%}"
+        line += "".join(f" {k[4:]} {metrics[k]:.4f}" for k in extra if k in metrics)
     return line + f"  {metrics['seconds']:.1f}s ({metrics['images_per_second']:.0f} img/s)"

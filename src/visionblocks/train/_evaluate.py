@@ -1,4 +1,9 @@
-"""``evaluate``: accuracy, loss, per-class accuracy and the confusion matrix of a model."""
+"""``evaluate``: accuracy, loss, per-class accuracy, the confusion matrix and chosen metrics.
+
+One pass over the data (:func:`run_eval`) counts what every metric needs; fit's
+validation runs the same pass, so a metric of ``fit(metrics=...)`` and of
+``evaluate(metrics=...)`` is one computation (see ``_metrics``).
+"""
 
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from visionblocks.train._distributed import (
     place_eval,
 )
 from visionblocks.train._history import EvalResult
+from visionblocks.train._metrics import MetricSet, resolve_metrics, top5_accuracy
 
 __all__ = ["EvalSums", "evaluate", "reduce_sums", "run_eval"]
 
@@ -47,6 +53,8 @@ class EvalSums:
         targets: ``(N,)`` true classes.
         nonfinite_batches: Batches whose images held NaN or infinite values (0-d), or
             ``None`` when the images were not checked (``run_eval(check_inputs=False)``).
+        logits: ``(N, K)`` float32 logits, kept only for metrics that read them
+            (``MetricSet.needs_outputs``), else ``None``.
     """
 
     loss_sum: torch.Tensor
@@ -55,6 +63,7 @@ class EvalSums:
     predictions: torch.Tensor
     targets: torch.Tensor
     nonfinite_batches: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -65,10 +74,13 @@ def run_eval(
     *,
     tta: bool = False,
     check_inputs: bool = False,
+    metrics: MetricSet | None = None,
 ) -> EvalSums:
     """Predict every batch and count what :class:`EvalSums` holds.
 
-    ``tta`` averages the logits of each image and its horizontal mirror.
+    ``tta`` averages the logits of each image and its horizontal mirror. ``metrics``
+    that accumulate per batch are fed each batch on the device (nothing is read back),
+    and the logits are kept for those that read every image's.
     ``check_inputs`` counts the batches holding NaN or infinite pixels (for data that
     was not checked as a whole before, such as a ``Dataset`` read batch by batch).
     Labels outside the model's outputs raise: on the CPU in every batch, on an
@@ -80,7 +92,11 @@ def run_eval(
     top5 = torch.zeros((), dtype=torch.int64, device=plan.device)
     nonfinite = torch.zeros((), dtype=torch.int64, device=plan.device) if check_inputs else None
     confusion: torch.Tensor | None = None
-    predictions, targets = [], []
+    predictions, targets, kept = [], [], []
+    keep = metrics is not None and metrics.needs_outputs
+    per_batch = metrics is not None and metrics.updates
+    if metrics is not None:
+        metrics.start(plan.device)
     try:
         for x, y in batches:
             if nonfinite is not None:
@@ -109,33 +125,51 @@ def run_eval(
             top5 += (logits.topk(min(5, k), dim=1).indices == y[:, None]).any(dim=1).sum()
             predictions.append(pred)
             targets.append(y)
+            if keep:
+                kept.append(logits)
+            if per_batch:
+                assert metrics is not None
+                metrics.update(logits, y)
     finally:
         model.train(was_training)
     if confusion is None:
         raise ValueError("the evaluation data is empty.")
     return EvalSums(
-        loss_sum, confusion, top5, torch.cat(predictions), torch.cat(targets), nonfinite
-    )
+        loss_sum, confusion, top5, torch.cat(predictions), torch.cat(targets), nonfinite,
+        torch.cat(kept) if keep else None,
+    )  # fmt: skip
 
 
-def reduce_sums(sums: EvalSums, ctx: DistContext) -> EvalSums:
+def reduce_sums(sums: EvalSums, ctx: DistContext, *, per_example: bool = True) -> EvalSums:
     """The sums of all processes, each holding a round-robin shard of the data.
 
-    Counts are summed; predictions and targets are gathered back into the data's order.
-    The identity in a single-process run.
+    Counts are summed, so each image counts once. With ``per_example``, predictions,
+    targets and (if kept) logits are gathered back into the data's order; without, they
+    stay this process's shard (fit's validation gathers them only for metrics that read
+    them). The identity in a single-process run.
     """
     if not ctx.enabled:
         return sums
     confusion = all_reduce_sum(sums.confusion.clone(), ctx)
     size = int(confusion.sum())
     nonfinite = sums.nonfinite_batches
+
+    def gathered(values: torch.Tensor | None) -> torch.Tensor | None:
+        if values is None or not per_example:
+            return values
+        return all_gather_shards(values, size, ctx)
+
+    predictions, targets = gathered(sums.predictions), gathered(sums.targets)
+    assert predictions is not None  # gathered() keeps a tensor a tensor
+    assert targets is not None
     return EvalSums(
         loss_sum=all_reduce_sum(sums.loss_sum.clone(), ctx),
         confusion=confusion,
         top5_correct=all_reduce_sum(sums.top5_correct.clone(), ctx),
-        predictions=all_gather_shards(sums.predictions, size, ctx),
-        targets=all_gather_shards(sums.targets, size, ctx),
+        predictions=predictions,
+        targets=targets,
         nonfinite_batches=None if nonfinite is None else all_reduce_sum(nonfinite.clone(), ctx),
+        logits=gathered(sums.logits),
     )
 
 
@@ -148,6 +182,7 @@ def evaluate(
     device: str | torch.device = "auto",
     precision: str = "auto",
     stats: tuple[Sequence[float], Sequence[float]] | None = None,
+    metrics: object = None,
 ) -> EvalResult:
     """Measure a classifier on ``data``.
 
@@ -167,15 +202,21 @@ def evaluate(
         stats: ``(mean, std)`` to normalize in-memory images with (finite, std > 0, one
             value per channel). Default: what :func:`~visionblocks.train.fit` trained the
             model with, else the data's own.
+        metrics: More metrics, as ``fit(metrics=...)`` takes them (built-in names such as
+            ``"macro_f1"``, functions ``fn(logits, targets)``, ``torchmetrics.Metric``
+            objects); their values are in ``result.metrics``, equal to what ``fit``
+            records as ``val_<name>`` for the same weights and data.
 
     Returns:
-        An :class:`EvalResult` with accuracy, loss, per-class accuracy and the confusion matrix.
+        An :class:`EvalResult` with accuracy, loss, per-class accuracy, the confusion
+        matrix and the asked-for ``metrics``.
 
     Raises:
         ValueError: Before evaluating: empty data, NaN or out-of-range float images,
-            labels outside the model's classes, bad ``stats``, ``batch_size`` or
-            ``device``. While evaluating: a model output that is not ``(B, num_classes)``
-            logits, NaN images in streamed data, or NaN logits.
+            labels outside the model's classes, bad ``stats``, ``batch_size``, ``device``
+            or ``metrics`` (an unknown name: the message lists the built-in ones). While
+            evaluating: a model output that is not ``(B, num_classes)`` logits, NaN images
+            in streamed data, or NaN logits.
 
     Example:
         >>> import visionblocks as vb
@@ -183,9 +224,14 @@ def evaluate(
         >>> result = evaluate(vb.simple_cnn(in_channels=1, image_size=28), test, precision="fp32")
         >>> result.confusion.shape, int(result.confusion.sum()) == len(test)
         (torch.Size([10, 10]), True)
+        >>> result = evaluate(vb.simple_cnn(in_channels=1, image_size=28), test,
+        ...                   precision="fp32", metrics=["macro_f1", "balanced_accuracy"])
+        >>> sorted(result.metrics), result.metrics["macro_f1"] == result.macro_f1
+        (['balanced_accuracy', 'macro_f1'], True)
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    chosen = resolve_metrics(metrics)
     check_data(data, "evaluation data")
     if stats is not None:
         if not isinstance(stats, tuple | list) or len(stats) != 2:
@@ -204,8 +250,13 @@ def evaluate(
     num_classes = getattr(model, "num_classes", None)
     if labels is not None and isinstance(num_classes, int):
         check_labels(labels, num_classes, "evaluation")
-    sums = run_eval(model, batches, plan, tta=tta, check_inputs=not is_in_memory(data))
+    if isinstance(num_classes, int):
+        chosen.check(num_classes)
+    sums = run_eval(
+        model, batches, plan, tta=tta, check_inputs=not is_in_memory(data), metrics=chosen
+    )
     sums = reduce_sums(sums, ctx)
+    chosen.check(sums.confusion.shape[0])
     if sums.nonfinite_batches is not None and int(sums.nonfinite_batches) > 0:
         raise ValueError(
             f"evaluation data images contain NaN or infinite values (in "
@@ -226,5 +277,6 @@ def evaluate(
         predictions=sums.predictions.cpu(),
         targets=sums.targets.cpu(),
         classes=list(getattr(data, "classes", [])) or None,
-        top5_accuracy=float(sums.top5_correct) / total if confusion.shape[0] >= 5 else None,
+        top5_accuracy=top5_accuracy(sums) if confusion.shape[0] >= 5 else None,
+        metrics=chosen.compute(sums),
     )

@@ -34,9 +34,10 @@ from visionblocks.train._data import AUTO, make_batches
 from visionblocks.train._defaults import FIT_DEFAULTS
 from visionblocks.train._distributed import convert_sync_batchnorm, place_run, wrap_model
 from visionblocks.train._ema import EMA, apply_average, make_ema, one_average
-from visionblocks.train._epoch import make_mixers, run_epoch
+from visionblocks.train._epoch import epoch_modes, make_mixers, run_epoch
 from visionblocks.train._history import History
 from visionblocks.train._loss import Criterion, make_criterion
+from visionblocks.train._metrics import resolve_metrics
 from visionblocks.train._optim import default_lr, make_optimizer, make_schedule
 from visionblocks.train._seeding import fresh_seed, seed_everything
 from visionblocks.train._state import RunState
@@ -71,6 +72,7 @@ def fit(
     stats: StatsChoice = "auto",
     val_tta: bool = False,
     val_every: int = 1,
+    metrics: str | Sequence[object] | None = None,
     ema: float | EMA | None = None,
     accumulate: int = 1,
     grad_clip: float | None = None,
@@ -138,6 +140,15 @@ def fit(
         val_every: Validate after every ``val_every``-th epoch and after the last of
             ``epochs`` only; a validation is part of the run's time, and a short run can
             skip the intermediate ones. The other epochs' rows have no ``val_`` metrics.
+        metrics: What validation measures besides ``val_loss`` and ``val_acc``, each
+            recorded as ``val_<name>`` (history, loggers, ``EarlyStopping`` and
+            ``BestCheckpoint`` monitors): built-in names (``"top5_accuracy"``,
+            ``"macro_f1"``, ``"balanced_accuracy"``, ``"per_class_recall"`` as
+            ``val_recall_<class index>``, ``"min_recall"``; see ``BUILTIN_METRICS``), a
+            function ``fn(logits, targets)`` returning one number (named by its
+            ``__name__``), a ``torchmetrics.Metric``, or a ``(name, metric)`` pair.
+            Computed as ``evaluate(metrics=...)`` computes them, each image counted once
+            under DDP.
         ema: Keep an exponential moving average of the weights: a per-step decay in
             (0, 1), e.g. 0.99, or an :class:`EMA` (update every k steps, warm-up);
             validation measures the average, checkpoints save it, and at the end the
@@ -197,6 +208,7 @@ def fit(
         class_weight=class_weight, callbacks=callbacks,
     )  # fmt: skip
     averaging = one_average(ema, callbacks)
+    measured = resolve_metrics(metrics, always=True)
     check_data(train, "training data")
     if val is not None:
         check_data(val, "validation data")
@@ -219,6 +231,7 @@ def fit(
         val_loading = replace(loading, batch_size=max(batch_size, 512), mean=mean, std=std)
         val_batches = make_batches(val, val_loading, train=False)
     num_classes = check_model_fits_data(model, train, train_batches, val=val)
+    measured.check(num_classes)
     name = optimizer.lower() if isinstance(optimizer, str) else "custom"
     peak_lr = lr if lr is not None else default_lr(name, batch_size * accumulate)
     card_for_data(model, train, num_classes=num_classes, training={
@@ -245,6 +258,7 @@ def fit(
     )  # fmt: skip
     if saved is not None:
         restore_training_state(run, saved)
+    run.history.modes = epoch_modes(measured, num_classes, validating=val_batches is not None)
     run.net = wrap_model(model, plan, dist, compile=compile)
     criterion = make_criterion(
         loss, label_smoothing=label_smoothing, class_weight=class_weight,
@@ -270,7 +284,7 @@ def fit(
             run_epoch(
                 run, train_batches, val_batches if validate else None, epochs=epochs,
                 criterion=criterion, mixers=mixers, accumulate=accumulate, grad_clip=grad_clip,
-                val_tta=val_tta,
+                val_tta=val_tta, metrics=measured,
             )  # fmt: skip
             if checkpoint is not None and dist.is_main:
                 save_training_state(checkpoint, run)

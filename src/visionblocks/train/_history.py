@@ -11,6 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from visionblocks.train._metrics import (
+    MetricMode,
+    balanced_accuracy,
+    known_mode,
+    macro_f1,
+    per_class_f1,
+    per_class_precision,
+    per_class_recall,
+)
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -24,7 +34,17 @@ class History:
     Each record holds ``epoch`` (1-based), ``train_loss``, ``train_acc``, ``lr``
     (at the end of the epoch), ``seconds`` (wall time of the epoch, validation
     included), ``images_per_second`` (training throughput) and, when validation
-    data was given, ``val_loss`` and ``val_acc``. Accuracies are fractions in [0, 1].
+    data was given, ``val_loss``, ``val_acc`` and ``val_<key>`` for each metric of
+    ``fit(metrics=...)`` (``val_macro_f1``; per-class recall as ``val_recall_0``,
+    ``val_recall_1``, ...). Accuracies are fractions in [0, 1].
+
+    Attributes:
+        records: One dict of metrics per completed epoch.
+        interrupted: Whether the run was interrupted (Ctrl-C).
+        modes: The direction of each metric the run records (``"max"``: higher is
+            better, ``"min"``, or ``None`` for a user metric that did not say), set by
+            ``fit`` before the first epoch; what ``EarlyStopping`` and
+            ``BestCheckpoint`` check their ``monitor`` against.
 
     Example:
         >>> h = History()
@@ -35,6 +55,7 @@ class History:
 
     records: list[dict[str, float]] = field(default_factory=list)
     interrupted: bool = False
+    modes: dict[str, MetricMode | None] = field(default_factory=dict)
 
     def append(self, record: dict[str, float]) -> None:
         """Add one epoch's metrics."""
@@ -64,11 +85,33 @@ class History:
             raise IndexError("the history is empty: no epoch has completed.")
         return self.records[-1]
 
-    def best(self, key: str = "val_acc", *, mode: str = "max") -> dict[str, float]:
-        """The record with the best value of ``key`` (``mode`` ``"max"`` or ``"min"``)."""
+    def best(self, key: str = "val_acc", *, mode: str = "auto") -> dict[str, float]:
+        """The record with the best value of ``key`` (NaN values never are).
+
+        ``mode`` is ``"max"``, ``"min"`` or ``"auto"``: the metric's own direction (of a
+        built-in metric, or one ``fit`` recorded in :attr:`modes`).
+
+        Example:
+            >>> h = History([{"val_loss": 0.5, "val_acc": 0.8}, {"val_loss": 0.4, "val_acc": 0.7}])
+            >>> h.best("val_loss")["val_acc"], h.best("val_acc")["val_loss"]
+            (0.7, 0.5)
+        """
         values = self[key]
+        if mode == "auto":
+            direction = self.modes.get(key) or known_mode(key)
+            if direction is None:
+                raise ValueError(
+                    f"the direction of {key!r} is unknown; pass mode='max' (higher is better) "
+                    f"or mode='min'."
+                )
+            mode = direction
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max', 'min' or 'auto'; got {mode!r}.")
+        finite = [(v, i) for i, v in enumerate(values) if not math.isnan(v)]
+        if not finite:
+            raise ValueError(f"no epoch has a value of {key!r}.")
         pick = max if mode == "max" else min
-        return self.records[values.index(pick(values))]
+        return self.records[pick(finite, key=lambda pair: pair[0])[1]]
 
     def to_dict(self) -> dict[str, list[float]]:
         """Column view: ``{"epoch": [...], "train_loss": [...], ...}``."""
@@ -130,6 +173,8 @@ class EvalResult:
         classes: Class names when the data has them.
         top5_accuracy: Fraction of examples whose class is among the 5 highest scores;
             ``None`` with fewer than 5 classes (where it would always be 1).
+        metrics: The values of ``evaluate(metrics=...)``, by name (``{"macro_f1": ...}``;
+            per-class recall as ``recall_0``, ``recall_1``, ...).
 
     Example:
         >>> confusion = torch.tensor([[3, 1], [0, 2]])
@@ -145,6 +190,7 @@ class EvalResult:
     targets: torch.Tensor
     classes: list[str] | None = None
     top5_accuracy: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def support(self) -> list[int]:
@@ -160,25 +206,27 @@ class EvalResult:
     @property
     def recall(self) -> list[float]:
         """Per class: correct / examples of the class (0 for classes not present)."""
-        return _ratio(self.confusion.diagonal(), self.confusion.sum(dim=1))
+        return per_class_recall(self.confusion)
 
     @property
     def precision(self) -> list[float]:
         """Per class: correct / examples predicted as the class (0 if never predicted)."""
-        return _ratio(self.confusion.diagonal(), self.confusion.sum(dim=0))
+        return per_class_precision(self.confusion)
 
     @property
     def f1(self) -> list[float]:
         """Per class: harmonic mean of precision and recall (0 where both are 0)."""
-        return [
-            2 * p * r / (p + r) if p + r > 0 else 0.0
-            for p, r in zip(self.precision, self.recall, strict=True)
-        ]
+        return per_class_f1(self.confusion)
 
     @property
     def macro_f1(self) -> float:
-        """Unweighted mean of the per-class F1 scores."""
-        return sum(self.f1) / len(self.f1)
+        """Unweighted mean of the per-class F1 scores (over all the model's classes)."""
+        return macro_f1(self.confusion)
+
+    @property
+    def balanced_accuracy(self) -> float:
+        """Mean recall over the classes present (scikit-learn's ``balanced_accuracy_score``)."""
+        return balanced_accuracy(self.confusion)
 
     def __str__(self) -> str:
         names = self.classes or [str(i) for i in range(self.confusion.shape[0])]
@@ -197,8 +245,3 @@ class EvalResult:
             )
         ]  # fmt: skip
         return "\n".join(rows)
-
-
-def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> list[float]:
-    num, den = numerator.double(), denominator.double()
-    return torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num)).tolist()
