@@ -48,6 +48,7 @@ from visionblocks._cli._train_plan import (
     too_few_steps,
 )
 from visionblocks._cli.config import OptionSpec, option_specs, read_config, toml_value, write_config
+from visionblocks._cli.inspect import split_warnings
 from visionblocks.data import AUGMENT_PRESETS, RESIZE_RULES
 from visionblocks.model_file import atomic_write_text, card_of
 from visionblocks.train import (
@@ -342,6 +343,8 @@ def run_train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, resize=args.resize or "squash",
     )  # fmt: skip
     args.val_fraction = data.val_fraction
+    for line in split_warnings(data):  # imbalance and train/test leakage, in memory only
+        print(line)
     train, val, test, split = data.train, data.val, data.test, data.eval_split
     # Seeded before the model exists, so that the seed also covers its initial weights.
     seed_everything(args.seed)

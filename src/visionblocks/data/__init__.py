@@ -26,9 +26,11 @@ from visionblocks.data._batch_ops import (
     batch_rotate,
 )
 from visionblocks.data._batching import BatchLoader
+from visionblocks.data._data_report import DataReport, DuplicateGroup, ImageRef, SplitReport
 from visionblocks.data._dataset import ImageDataset, channel_stats, subset
 from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
 from visionblocks.data._folder import IMAGE_SUFFIXES, decode_image_file
+from visionblocks.data._inspect import inspect_data
 from visionblocks.data._load import DATASETS, FASHION_MNIST_CLASSES, load_dataset
 from visionblocks.data._loader import DeviceLoader
 from visionblocks.data._loader_options import LoaderOptions
@@ -75,6 +77,12 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "DatasetNotFoundError",
     "CorruptDatasetError",
+    # a look at the data before training
+    "inspect_data",
+    "DataReport",
+    "SplitReport",
+    "DuplicateGroup",
+    "ImageRef",
     # image folders streamed from disk
     "StreamingDataset",
     "StreamLoader",
