@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["DEFAULT_MAX_IMBALANCE", "DataReport", "DuplicateGroup", "ImageRef", "SplitReport"]
+__all__ = [
+    "DEFAULT_MAX_IMBALANCE",
+    "DataReport",
+    "DuplicateGroup",
+    "ImageRef",
+    "SplitReport",
+    "merge_tallies",
+    "size_text",
+]
 
 DEFAULT_MAX_IMBALANCE = 10.0
 """Largest/smallest class count of the training split above which the report warns."""
@@ -248,8 +256,8 @@ class DataReport:
             + f"), {len(self.classes)} classes"
         ]
         lines += _count_table(self)
-        lines.append(_tally("sizes", _merge([s.sizes for s in self.splits]), _size_text))
-        lines.append(_tally("modes", _merge([s.modes for s in self.splits]), str))
+        lines.append(_tally("sizes", merge_tallies([s.sizes for s in self.splits]), size_text))
+        lines.append(_tally("modes", merge_tallies([s.modes for s in self.splits]), str))
         lines += _unreadable_lines(self)
         lines += _duplicate_lines(self)
         problems = self.warnings()
@@ -278,7 +286,7 @@ class DataReport:
                     "images": s.images,
                     "class_counts": dict(zip(self.classes, s.class_counts, strict=True)),
                     "imbalance_ratio": ratio(s.imbalance_ratio),
-                    "sizes": {_size_text(size): n for size, n in s.sizes.items()},
+                    "sizes": {size_text(size): n for size, n in s.sizes.items()},
                     "modes": dict(s.modes),
                     "unreadable": [{**ref(r), "reason": why} for r, why in s.unreadable],
                     "copies_within": self.copies_within(s.name),
@@ -299,22 +307,9 @@ class DataReport:
         Needs the optional matplotlib (``pip install visionblocks[viz]``). With ``save``,
         the figure is also written to that file (PNG by its suffix).
         """
-        try:
-            from matplotlib.figure import Figure
-        except ImportError as err:  # pragma: no cover - exercised only without matplotlib
-            raise ImportError(
-                "DataReport.plot needs matplotlib, which is optional: pip install visionblocks[viz]"
-            ) from err
-        height = max(3.2, 0.22 * len(self.classes) + 1.2)
-        fig = Figure(figsize=(12, height), layout="constrained")
-        counts, sizes, problems = fig.subplots(1, 3, width_ratios=(1.4, 1, 1))
-        _plot_counts(counts, self)
-        _plot_sizes(sizes, self)
-        _plot_problems(problems, self)
-        fig.suptitle(f"{self.name}: {self.images:,} images")
-        if save is not None:
-            fig.savefig(save, dpi=100)
-        return fig
+        from visionblocks.data._data_report_plot import plot_report  # matplotlib is optional
+
+        return plot_report(self, save)
 
 
 def _refs(group: DuplicateGroup, limit: int = 4) -> str:
@@ -323,11 +318,18 @@ def _refs(group: DuplicateGroup, limit: int = 4) -> str:
     return " = ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
-def _size_text(size: tuple[int, int]) -> str:
-    return f"{size[1]}x{size[0]}"  # width x height, as image viewers say it
+def size_text(size: tuple[int, int]) -> str:
+    """``(height, width)`` as ``"WxH"``, width first as image viewers (and Pillow) say it.
+
+    Example:
+        >>> size_text((24, 32))
+        '32x24'
+    """
+    return f"{size[1]}x{size[0]}"
 
 
-def _merge(tallies: Sequence[dict[Any, int]]) -> dict[Any, int]:
+def merge_tallies(tallies: Sequence[dict[Any, int]]) -> dict[Any, int]:
+    """The counts of several ``{key: count}`` tallies added up, the largest first."""
     total: dict[Any, int] = {}
     for tally in tallies:
         for key, n in tally.items():
@@ -391,57 +393,3 @@ def _duplicate_lines(report: DataReport) -> list[str]:
     if len(groups) > _SHOWN:
         lines.append(f"  ... and {len(groups) - _SHOWN:,} more group(s)")
     return lines
-
-
-def _plot_counts(ax: Any, report: DataReport) -> None:
-    count = len(report.splits)
-    bar = 0.8 / count
-    for j, split in enumerate(report.splits):
-        offsets = [k + (j - (count - 1) / 2) * bar for k in range(len(report.classes))]
-        ax.barh(offsets, split.class_counts, height=bar, label=split.name)
-    ax.set_yticks(range(len(report.classes)), report.classes)
-    ax.invert_yaxis()
-    ratio = report.imbalance_ratio
-    ax.set(xlabel="images", title=f"Images per class (imbalance {ratio:.2f} in "
-           f"{report.splits[0].name})")  # fmt: skip
-    ax.legend(fontsize="small")
-    ax.grid(axis="x", alpha=0.3)
-
-
-def _plot_sizes(ax: Any, report: DataReport) -> None:
-    sizes = _merge([s.sizes for s in report.splits])
-    if sizes:
-        most = max(sizes.values())
-        widths = [w for _, w in sizes]
-        heights = [h for h, _ in sizes]
-        area = [20 + 400 * n / most for n in sizes.values()]
-        ax.scatter(widths, heights, s=area, alpha=0.6)
-        for (h, w), n in list(sizes.items())[:_SHOWN]:
-            ax.annotate(f"{n:,}", (w, h), textcoords="offset points", xytext=(6, 6))
-        modes = ", ".join(f"{m} {n:,}" for m, n in _merge([s.modes for s in report.splits]).items())
-        ax.set_title(f"Image sizes ({len(sizes)} distinct)\nmodes: {modes}", fontsize="medium")
-        ax.set_xlim(0, 1.2 * max(widths))  # from 0: a single size is not blown up
-        ax.set_ylim(0, 1.2 * max(heights))
-    else:
-        ax.set_title("Image sizes: no decodable image")
-    ax.set(xlabel="width (pixels)", ylabel="height (pixels)")
-    ax.grid(alpha=0.3)
-
-
-def _plot_problems(ax: Any, report: DataReport) -> None:
-    kinds = ("unreadable", "copy within split", "also in earlier split")
-    names = [s.name for s in report.splits]
-    values = [
-        [len(s.unreadable) for s in report.splits],
-        [report.copies_within(n) for n in names],
-        [report.leaked(n) for n in names],
-    ]
-    for j, (kind, row) in enumerate(zip(kinds, values, strict=True)):
-        bars = ax.bar([i + (j - 1) * 0.27 for i in range(len(names))], row, width=0.27, label=kind)
-        ax.bar_label(bars, labels=[f"{n:,}" if n else "" for n in row], fontsize="small")
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.set_xticks(range(len(names)), names)
-    total = sum(map(sum, values))
-    ax.set(ylabel="images", title="Problems per split" + ("" if total else ": none found"))
-    ax.legend(fontsize="small")
-    ax.grid(axis="y", alpha=0.3)

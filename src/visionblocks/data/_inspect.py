@@ -26,11 +26,9 @@ Images already in memory are hashed straight from their tensor.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +44,8 @@ from visionblocks.data._data_report import (
 )
 from visionblocks.data._dataset import ImageDataset
 from visionblocks.data._decode import decode_image_file
-from visionblocks.data._errors import DatasetNotFoundError
-from visionblocks.data._folder import (
-    IMAGE_SUFFIXES,
-    SPLITS,
-    ImageEntry,
-    check_val_fraction,
-    held_out,
-)
-from visionblocks.data._labels import IMAGE_COLUMNS, LABEL_COLUMNS, is_labels_file
+from visionblocks.data._inspect_sources import InspectSplit, folder_splits, labels_file_splits
+from visionblocks.data._labels import is_labels_file
 from visionblocks.data._load import DATASETS, load_dataset
 from visionblocks.data._stream import StreamingDataset
 from visionblocks.data.contract import is_in_memory, tensors_of
@@ -63,16 +54,6 @@ __all__ = ["inspect_data"]
 
 # The built-in datasets' splits (a validation set is drawn from train by the caller).
 _NAMED_SPLITS = ("train", "test")
-
-
-@dataclass(frozen=True)
-class _Split:
-    """One split to inspect: images in memory, or image files. ``labels`` index classes."""
-
-    name: str
-    labels: Sequence[int]
-    images: torch.Tensor | None = None  # (N, C, H, W)
-    files: Sequence[Path] = ()
 
 
 def inspect_data(
@@ -155,7 +136,7 @@ def _resolve(
     val_fraction: float | None,
     seed: int,
     image_suffix: str | None,
-) -> tuple[str, list[str], list[_Split]]:
+) -> tuple[str, list[str], list[InspectSplit]]:
     """``(name, classes, splits)`` of whatever ``data`` is."""
     if isinstance(data, str | os.PathLike):
         if image_suffix is not None and not is_labels_file(data):
@@ -166,10 +147,10 @@ def _resolve(
         if is_labels_file(data):
             base = Path(root).expanduser() if root is not None else None
             path = Path(data).expanduser()
-            return (str(data), *_labels_file(path, base, image_suffix, val_fraction, seed))
+            return (str(data), *labels_file_splits(path, base, image_suffix, val_fraction, seed))
         named = isinstance(data, str) and (data.lower() in DATASETS or not Path(data).is_dir())
         if not named:
-            return (str(data), *_folder(Path(data).expanduser(), val_fraction, seed))
+            return (str(data), *folder_splits(Path(data).expanduser(), val_fraction, seed))
         loaded = {
             s: load_dataset(data, s, root=root, val_fraction=val_fraction) for s in _NAMED_SPLITS
         }
@@ -185,18 +166,18 @@ def _resolve(
     return (name, *_given(parts))
 
 
-def _given(parts: Mapping[str, Any]) -> tuple[list[str], list[_Split]]:
+def _given(parts: Mapping[str, Any]) -> tuple[list[str], list[InspectSplit]]:
     """Splits of data already loaded: in memory, or streamed (then its files are read)."""
     if not parts:
         raise ValueError("inspect_data got an empty dict; give at least one split.")
-    splits: list[_Split] = []
+    splits: list[InspectSplit] = []
     classes: list[str] | None = None
     for name, part in parts.items():
         if isinstance(part, StreamingDataset):
-            splits.append(_Split(name, part.labels.tolist(), files=part.files))
+            splits.append(InspectSplit(name, part.labels.tolist(), files=part.files))
         elif is_in_memory(part):
             images, labels = tensors_of(part)
-            splits.append(_Split(name, labels.tolist(), images=images))
+            splits.append(InspectSplit(name, labels.tolist(), images=images))
         else:
             raise TypeError(
                 f"inspect_data takes a dataset name, an image folder, a labels file, an "
@@ -216,126 +197,9 @@ def _given(parts: Mapping[str, Any]) -> tuple[list[str], list[_Split]]:
     return classes, splits
 
 
-def _folder(root: Path, val_fraction: float | None, seed: int) -> tuple[list[str], list[_Split]]:
-    """The splits of an image folder, listed as :func:`~visionblocks.data.load_dataset` lists them.
-
-    Unlike ``load_dataset`` it does not stop at a problem it can report: an empty class
-    folder, a class missing from a split or an unreadable file.
-    """
-    check_val_fraction(val_fraction)
-    if not root.is_dir():
-        raise DatasetNotFoundError(f"image folder {root} does not exist.")
-    present = [s for s in SPLITS if (root / s).is_dir()]
-    folders = {s: root / s for s in present} if present else {"train": root}
-    if "val" in folders and val_fraction is not None:
-        raise ValueError(
-            f"{root} has a val/ subfolder, which is the validation split; drop "
-            f"val_fraction={val_fraction}."
-        )
-    listed = {split: _class_files(folder) for split, folder in folders.items()}
-    classes = sorted({c for found in listed.values() for c in found})
-    entries = {split: [(p, c) for c, paths in found.items() for p in paths]
-               for split, found in listed.items()}  # fmt: skip
-    if not any(entries.values()):
-        raise DatasetNotFoundError(
-            f"{root} has no images ({', '.join(IMAGE_SUFFIXES)}) in class folders, laid out "
-            f"as {root}/<class>/<image> or {root}/train/<class>/<image>."
-        )
-    if val_fraction is not None and "train" in entries:
-        entries.update(_split_off_val(entries["train"], val_fraction, seed))
-        entries = {s: entries[s] for s in SPLITS if s in entries}
-    label = {c: k for k, c in enumerate(classes)}
-    splits = [
-        _Split(s, [label[c] for _, c in found], files=[p for p, _ in found])
-        for s, found in entries.items()
-    ]
-    return classes, splits
-
-
-def _class_files(folder: Path) -> dict[str, list[Path]]:
-    """``{class: image files}`` of a split folder, in the order of ``load_dataset``'s index.
-
-    Broken symbolic links are kept (as unreadable files), and empty class folders too.
-    """
-    found: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found[sub.name] = [
-            p
-            for p in sorted(sub.rglob("*"))
-            if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink())
-        ]
-    return found
-
-
-def _split_off_val(
-    train: list[tuple[Path, str]], val_fraction: float, seed: int
-) -> dict[str, list[tuple[Path, str]]]:
-    """The ``train`` and ``val`` parts that ``load_dataset(val_fraction=..., seed=...)`` makes."""
-    classes = list(dict.fromkeys(c for _, c in train))
-    # held_out reads only the class names of the entries; size and colour are not needed.
-    entries = [ImageEntry(path, c, (0, 0), False) for path, c in train]
-    held = held_out(entries, classes, val_fraction, seed)
-    return {
-        "train": [e for i, e in enumerate(train) if i not in held],
-        "val": [e for i, e in enumerate(train) if i in held],
-    }
-
-
-def _labels_file(
-    path: Path,
-    base: Path | None,
-    image_suffix: str | None,
-    val_fraction: float | None,
-    seed: int,
-) -> tuple[list[str], list[_Split]]:
-    """The rows of a labels file as one split (or train and val), missing files kept."""
-    check_val_fraction(val_fraction)
-    if not path.is_file():
-        raise DatasetNotFoundError(f"labels file {path} does not exist.")
-    folder = base if base is not None else path.parent
-    rows = [(folder / (image + (image_suffix or "")), label) for image, label in _rows(path)]
-    labels = {label for _, label in rows}
-    integers = all(label.lstrip("-").isdigit() and label.isascii() for label in labels)
-    classes = sorted(labels, key=int) if integers else sorted(labels)
-    entries = {"train": rows}
-    if val_fraction is not None:
-        entries = _split_off_val(rows, val_fraction, seed)
-    index = {c: k for k, c in enumerate(classes)}
-    return classes, [
-        _Split(s, [index[c] for _, c in found], files=[p for p, _ in found])
-        for s, found in entries.items()
-    ]
-
-
-def _rows(path: Path) -> list[tuple[str, str]]:
-    """``(image, label)`` of every non-blank row under the header of a labels file."""
-    # utf-8-sig: spreadsheet programs start a CSV with a byte-order mark.
-    with path.open(newline="", encoding="utf-8-sig") as file:
-        reader = csv.reader(file)
-        header = [h.strip().lower() for h in next(reader, [])]
-        columns = []
-        for accepted, what in ((IMAGE_COLUMNS, "image"), (LABEL_COLUMNS, "label")):
-            found = [header.index(n) for n in accepted if n in header]
-            if not found:
-                raise ValueError(
-                    f"{path} has no {what} column: its header {','.join(header)!r} needs one "
-                    f"named {' or '.join(accepted)} (e.g. image,label)."
-                )
-            columns.append(found[0])
-        rows = []
-        for row in reader:
-            if not any(field.strip() for field in row):
-                continue
-            cells = [row[k].strip() if k < len(row) else "" for k in columns]
-            if not all(cells):
-                raise ValueError(
-                    f"{path} line {reader.line_num} has no image or no label; every row needs both."
-                )
-            rows.append((cells[0], cells[1]))
-    return rows
-
-
-def _inspect_split(split: _Split, classes: Sequence[str]) -> tuple[SplitReport, list[bytes | None]]:
+def _inspect_split(
+    split: InspectSplit, classes: Sequence[str]
+) -> tuple[SplitReport, list[bytes | None]]:
     """The split's report and each image's pixel digest (``None`` for an unreadable file)."""
     counts = torch.bincount(torch.tensor(list(split.labels), dtype=torch.int64),
                             minlength=len(classes)).tolist()  # fmt: skip
@@ -415,7 +279,9 @@ def _decoder_message(path: Path, first: Exception) -> str:
 
 
 def _duplicates(
-    splits: Sequence[_Split], digests: Sequence[Sequence[bytes | None]], classes: Sequence[str]
+    splits: Sequence[InspectSplit],
+    digests: Sequence[Sequence[bytes | None]],
+    classes: Sequence[str],
 ) -> tuple[DuplicateGroup, ...]:
     """Groups of two or more images with the same digest, ordered by their first image."""
     first: dict[bytes, tuple[int, int]] = {}
