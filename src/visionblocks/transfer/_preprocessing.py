@@ -10,10 +10,12 @@ its preprocessing, as torchvision's ``Weights.transforms()`` and timm's
 ``pretrained_cfg`` do, :func:`~visionblocks.transfer.pretrained` writes it into the
 model's card, and ``fit`` normalizes with it (``fit(stats="auto")``).
 
-The card holds the statistics and the image shape; its resize rule is ``"squash"``,
-the only one the card knows, which is also what ``load_dataset`` does to the training
-images (``fit`` replaces the shape by the data's). The weights' own crop (``crop_pct``)
-and interpolation are kept in the card's ``training["weights_preprocessing"]``.
+The card holds the statistics, the image shape and the resize rule: a source that
+evaluates by resizing the shorter side and cutting the centre (every ImageNet source
+here) gets ``"shorter-side+center-crop"``, so ``predict`` with the pretrained head keeps
+a photo's aspect ratio; ``fit`` replaces shape and rule by the data's. The card's rule
+crops the whole shorter side; the weights' own crop fraction (``crop_pct``, e.g. 224 of
+256) and interpolation are kept in the card's ``training["weights_preprocessing"]``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from torch import nn
 
+from visionblocks.data import RESIZE_RULES
 from visionblocks.model_file import ModelCard
 
 __all__ = [
@@ -49,10 +52,13 @@ class Preprocessing:
             the centre ``H x W`` (timm's rule; torchvision's 224-of-256 is 0.875). ``1.0``:
             no crop.
         interpolation: Resampling of that resize (``"bilinear"``, ``"bicubic"``, ...).
+        resize: The card's resize rule for these inputs (one of
+            :data:`~visionblocks.data.RESIZE_RULES`): ``"shorter-side+center-crop"`` for
+            the ImageNet sources; a visionblocks checkpoint keeps its own.
 
     Raises:
         ValueError: Statistics of different lengths, a ``std`` that is not positive, a
-            ``crop_pct`` outside ``(0, 1]``.
+            ``crop_pct`` outside ``(0, 1]``, an unknown ``resize`` rule.
 
     Example:
         >>> IMAGENET.mean, IMAGENET.crop_pct
@@ -66,6 +72,7 @@ class Preprocessing:
     input_size: tuple[int, int, int] | None = None
     crop_pct: float = 1.0
     interpolation: str = "bilinear"
+    resize: str = "shorter-side+center-crop"
 
     def __post_init__(self) -> None:
         mean = tuple(float(v) for v in self.mean)
@@ -78,6 +85,8 @@ class Preprocessing:
             raise ValueError(f"mean must be finite and std finite and > 0; got {mean}, {std}.")
         if not 0 < self.crop_pct <= 1:
             raise ValueError(f"crop_pct must be in (0, 1]; got {self.crop_pct!r}.")
+        if self.resize not in RESIZE_RULES:
+            raise ValueError(f"resize must be one of {RESIZE_RULES}; got {self.resize!r}.")
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
         if self.input_size is not None:
@@ -105,7 +114,7 @@ class Preprocessing:
             mean = tuple(itertools.islice(itertools.cycle(self.mean), in_channels))
             std = tuple(itertools.islice(itertools.cycle(self.std), in_channels))
         size = None if self.input_size is None else (in_channels, *self.input_size[1:])
-        return Preprocessing(mean, std, size, self.crop_pct, self.interpolation)
+        return Preprocessing(mean, std, size, self.crop_pct, self.interpolation, self.resize)
 
     def card_fields(self) -> dict[str, Any]:
         """The fields of a :class:`~visionblocks.model_file.ModelCard` this sets.
@@ -115,7 +124,7 @@ class Preprocessing:
             ['image_shape', 'mean', 'resize', 'std']
         """
         return {"mean": self.mean, "std": self.std, "image_shape": self.input_size,
-                "resize": "squash"}  # fmt: skip
+                "resize": self.resize}  # fmt: skip
 
     def resize_facts(self) -> dict[str, Any]:
         """What the card's fields cannot hold yet: the weights' own crop and interpolation.
@@ -188,7 +197,7 @@ def card_preprocessing(card: ModelCard | None) -> Preprocessing | None:
     """The preprocessing a visionblocks model file's card records, if it has statistics."""
     if card is None or card.mean is None or card.std is None:
         return None
-    return Preprocessing(card.mean, card.std, card.image_shape)
+    return Preprocessing(card.mean, card.std, card.image_shape, resize=card.resize)
 
 
 def timm_cfg_preprocessing(cfg: Mapping[str, Any]) -> Preprocessing:

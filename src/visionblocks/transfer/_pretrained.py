@@ -28,6 +28,7 @@ from visionblocks.transfer._preprocessing import (
     lite_preprocessing,
     torchvision_preprocessing,
 )
+from visionblocks.transfer._rebuild import TORCHVISION_PREFIX as _TORCHVISION_PREFIX
 from visionblocks.transfer._timm import (
     TIMM_PREFIX,
     build_timm,
@@ -39,7 +40,6 @@ from visionblocks.transfer._weights import load_weights
 
 __all__ = ["pretrained", "resolve_torchvision_weights"]
 
-_TORCHVISION_PREFIX = "torchvision."
 # File names, as opposed to weights enum names.
 _SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".safetensors"}
 
@@ -137,7 +137,10 @@ def pretrained(
     is adapted by summing the pretrained filters (:func:`adapt_conv_weight`), which
     keeps the features the rest of the network was trained on.
 
-    The model's card records where the weights came from (``source``: the file, the
+    The model's card names the builder that rebuilds the network for
+    :func:`~visionblocks.load_model` (``"timm:<name>"``, ``"torchvision.<name>"`` or the
+    visionblocks name; none for a model instance) and records where the weights came
+    from (``source``: the file, the
     weights name, or ``"timm:<name>"`` with the file in ``training["weights"]``) and
     the preprocessing they were trained with: ``mean``, ``std`` and ``image_shape``
     (the weights' crop and interpolation in ``training["weights_preprocessing"]``).
@@ -226,11 +229,23 @@ def _card(
         )  # fmt: skip
         if weights is not None:
             training["weights"] = _weights_name(weights)
+    elif isinstance(name, str) and _torchvision_name(name) is not None:
+        fields.update(
+            builder=_TORCHVISION_PREFIX + str(_torchvision_name(name)),
+            builder_kwargs={"num_classes": num_classes, "in_channels": in_channels},
+        )
     if preprocessing is not None:
         preprocessing = preprocessing.for_channels(in_channels)
         fields.update(preprocessing.card_fields())
         training["weights_preprocessing"] = preprocessing.resize_facts()
     return card.replace(training=training, **fields)
+
+
+def _torchvision_name(name: str) -> str | None:
+    """The torchvision model ``name`` stands for (``None``: a visionblocks or timm name)."""
+    if is_timm_name(name) or (not name.startswith(_TORCHVISION_PREFIX) and name in list_models()):
+        return None
+    return name.removeprefix(_TORCHVISION_PREFIX)
 
 
 def _declared_preprocessing(
