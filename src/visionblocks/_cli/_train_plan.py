@@ -39,6 +39,7 @@ from visionblocks.train import (
     Callback,
     EarlyStopping,
     check_fit_arguments,
+    check_metrics,
     seed_everything,
 )
 from visionblocks.transfer import pretrained
@@ -92,7 +93,7 @@ _CLI_RANGES: dict[str, tuple[str, Any]] = {
 # The library's checks of the options that are not fit()'s own: each raises its ValueError.
 # seed_everything seeds as it checks; harmless, since run_train seeds again before building
 # the model.
-_OTHER_CHECKS: dict[str, Any] = {"ema": EMA, "seed": seed_everything}
+_OTHER_CHECKS: dict[str, Any] = {"ema": EMA, "seed": seed_everything, "metrics": check_metrics}
 
 
 def _library_check(flag: str, key: str, value: Any) -> None:
@@ -121,6 +122,8 @@ def check_options(args: argparse.Namespace, specs: dict[str, OptionSpec]) -> Non
         if value is not None and not ok(value):
             raise CLIError(f"{specs[key].flag} must be {allowed}; got {value!r}.")
     check_data_options(args.dataset, args.limit, args.image_size, args.val_fraction)
+    if args.monitor is not None and args.early_stop is None:
+        raise CLIError("--monitor names what --early-stop watches; add --early-stop PATIENCE.")
     if args.pretrained is None:
         pairs = (("--weights", args.weights), ("--freeze-epochs", args.freeze_epochs))
         alone = [flag for flag, value in pairs if value is not None]
@@ -232,6 +235,8 @@ def fit_arguments(
         )  # fmt: skip
     if args.compile:
         kwargs["compile"] = True
+    if args.metrics:
+        kwargs["metrics"] = [name.strip() for name in args.metrics.split(",") if name.strip()]
     kwargs["callbacks"] = [*kwargs.get("callbacks", []), *callbacks]
     return kwargs
 
@@ -327,7 +332,7 @@ def make_callbacks(args: argparse.Namespace, out: Path) -> list[Callback]:
 
     callbacks: list[Callback] = [CSVLogger(out / "history.csv")]
     if args.early_stop is not None:
-        callbacks.append(EarlyStopping("val_loss", patience=args.early_stop))
+        callbacks.append(EarlyStopping(args.monitor or "val_loss", patience=args.early_stop))
     if args.checkpoint_every is not None:
         callbacks.append(EpochCopies(out, every=args.checkpoint_every))
     if args.tensorboard is not None:

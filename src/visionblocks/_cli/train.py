@@ -52,6 +52,7 @@ from visionblocks._cli.inspect import split_warnings
 from visionblocks.data import AUGMENT_PRESETS, RESIZE_RULES
 from visionblocks.model_file import atomic_write_text, card_of
 from visionblocks.train import (
+    BUILTIN_METRICS,
     FIT_DEFAULTS,
     LAST_CHECKPOINT,
     History,
@@ -162,8 +163,17 @@ def _add_options(p: argparse.ArgumentParser) -> None:
         "average: with --recipe it sets the recipe's decay)",
     )  # fmt: skip
     p.add_argument(
+        "--metrics", metavar="NAME,...", help="also measure these on the validation split "
+        f"every epoch, as history.csv's val_NAME columns ({', '.join(BUILTIN_METRICS)}; "
+        "per_class_recall: val_recall_0, val_recall_1, ...)",
+    )  # fmt: skip
+    p.add_argument(
         "--early-stop", type=int, metavar="PATIENCE",
-        help="stop when the validation loss has not improved for PATIENCE epochs",
+        help="stop when the validation loss (or --monitor) has not improved for PATIENCE epochs",
+    )  # fmt: skip
+    p.add_argument(
+        "--monitor", metavar="KEY", help="with --early-stop: the history column it watches, "
+        "e.g. val_macro_f1 with --metrics macro_f1 (default: val_loss)",
     )  # fmt: skip
     p.add_argument(
         "--accumulate", type=int, metavar="N", help="sum the gradients of N batches per "
