@@ -16,6 +16,7 @@ from visionblocks.data import (
     DataReport,
     DatasetNotFoundError,
     ImageDataset,
+    StreamingDataset,
     inspect_data,
     load_dataset,
 )
@@ -255,3 +256,35 @@ def test_bad_arguments_are_one_clear_error(
 ) -> None:
     with pytest.raises(error, match=match):
         call(tmp_path)  # type: ignore[operator]
+
+
+def test_an_image_in_memory_and_the_same_image_in_a_file_are_duplicates(tmp_path: Path) -> None:
+    # Both ways of hashing (a tensor of images, one decoded file) must give one digest.
+    write_folder(tmp_path / "data", {"train": 4})
+    files = load_dataset(tmp_path / "data/train", in_memory=False)
+    in_memory = load_dataset(tmp_path / "data/train", in_memory=True)
+    rgb = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8)
+    Image.fromarray(rgb[1].permute(1, 2, 0).numpy()).save(tmp_path / "rgb.png")
+    report = inspect_data(
+        {
+            "train": in_memory,
+            "test": files,
+            "rgb": (rgb, torch.tensor([0, 1])),
+            "rgb file": StreamingDataset(
+                [tmp_path / "rgb.png"], [1], ["a", "b"], channels=3, image_size=(5, 7)
+            ),
+        }
+    )
+    assert len(report.duplicates) == len(files) + 1
+    assert all(g.splits == ("train", "test") for g in report.duplicates[:-1])
+    assert report.duplicates[-1].splits == ("rgb", "rgb file")
+
+
+def test_a_broken_link_is_reported_as_unreadable(clean: Path) -> None:
+    # load_dataset stops at it; a listing by is_file() alone would drop it without a word.
+    (clean / "train/Bag/gone.png").symlink_to(clean / "nowhere.png")
+    report = inspect_data(clean)
+    [(ref, reason)] = report.unreadable
+    assert ref.path == clean / "train/Bag/gone.png"
+    assert "broken symbolic link" in reason
+    assert report.split("train").class_counts == (13, 12, 12)

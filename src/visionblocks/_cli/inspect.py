@@ -118,8 +118,8 @@ def split_warnings(splits: Splits) -> list[str]:
     """``train``'s one-line warnings about its splits: imbalance, leakage, clashing labels.
 
     Only for splits held in memory, where hashing every image takes a fraction of a second
-    (Fashion-MNIST's 70,000: about 0.3 s on 2 CPU cores); streamed splits are not read
-    twice, and get no warning.
+    (``benchmarks/bench_inspect.py``); streamed splits are not read twice, and get no
+    warning.
 
     Example:
         >>> from visionblocks._cli._common import load_splits

@@ -51,7 +51,8 @@ def _plot_counts(ax: Any, report: DataReport) -> None:
     ratio = report.imbalance_ratio
     ax.set(xlabel="images", title=f"Images per class (imbalance {ratio:.2f} in "
            f"{report.splits[0].name})")  # fmt: skip
-    ax.legend(fontsize="small")
+    # Below the axes: inside, it would hide the end of the longest bars.
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=count)
     ax.grid(axis="x", alpha=0.3)
 
 

@@ -19,9 +19,9 @@ has a whole header: only decoding finds it, and the decoder used is the one the
 loaders and ``predict`` use, so a file is unreadable here exactly when it would stop
 ``load_dataset``. A file is opened once and decoded once, in this process: with
 small images the cost is Python's per-file overhead, which threads do not share out
-(the GIL) and worker processes barely do on 2 cores
-(``benchmarks/bench_inspect.py`` measures it; numbers in ``docs/own_data.rst``).
-Images already in memory are hashed straight from their tensor.
+(the GIL) and two worker processes did not beat one on the 2-core development machine
+(``benchmarks/bench_inspect.py`` measures both; its output is in ``docs/own_data.rst``).
+Images already in memory are hashed straight from their tensor, with no decoding.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def inspect_data(
     of images with identical decoded pixels, within a split and between splits (a test
     image that is also a training image measures memory). Files are not changed and
     nothing is raised for a bad file: it is reported. See the module documentation for
-    what counts as a duplicate. About 1 s per 10,000 small PNG files and under a second
-    for Fashion-MNIST in memory, on 2 CPU cores (``benchmarks/bench_inspect.py``).
+    what counts as a duplicate. Its time is ``benchmarks/bench_inspect.py``'s: seconds
+    for 10,000 small PNG files, a fraction of a second for 70,000 images in memory.
 
     Args:
         data: What :func:`~visionblocks.data.load_dataset` takes: a built-in dataset's
@@ -255,22 +255,23 @@ def _read_file(
     path: Path,
 ) -> tuple[bytes | None, tuple[int, int], str, str | None]:
     """``(digest, (height, width), mode, None)`` of a decodable file, else the reason last."""
-    if not path.exists():
-        what = (
-            f"a broken symbolic link (to {os.readlink(path)})" if path.is_symlink() else "missing"
-        )
-        return None, (0, 0), "", f"{path} is {what}; restore it or remove it from the dataset."
     try:
         with Image.open(path) as image:  # opened once: the mode from the header, then decoded
             mode = image.mode
             pixels = decode_image_file(image)
     except Exception as err:  # whatever Pillow raises on a file makes it unreadable
-        return None, (0, 0), "", _decoder_message(path, err)
-    return _digests(pixels.unsqueeze(0))[0], (pixels.shape[1], pixels.shape[2]), mode, None
+        return None, (0, 0), "", _unreadable_reason(path, err)
+    # The digest _digests gives the image in a batch; without its per-batch reshapes.
+    hasher = hashlib.blake2b(f"{pixels.dtype}{tuple(pixels.shape)}".encode(), digest_size=16)
+    hasher.update(pixels.contiguous().numpy())
+    return hasher.digest(), (pixels.shape[1], pixels.shape[2]), mode, None
 
 
-def _decoder_message(path: Path, first: Exception) -> str:
-    """The decoder's own one-line error for ``path`` (it names the file and the fix)."""
+def _unreadable_reason(path: Path, first: Exception) -> str:
+    """Why ``path`` cannot be read: missing, or the decoder's one-line error (names the fix)."""
+    if not path.exists():  # only now: a stat per file would cost as much as the hashing
+        link = f"a broken symbolic link (to {os.readlink(path)})" if path.is_symlink() else ""
+        return f"{path} is {link or 'missing'}; restore it or remove it from the dataset."
     try:
         decode_image_file(path)
     except Exception as err:
