@@ -29,6 +29,7 @@ from visionblocks.data import (
     ImageDataset,
     MixUp,
     augmentation,
+    inspect_data,
     load_dataset,
     subset,
 )
@@ -143,6 +144,7 @@ __all__ = [
     # data
     "ImageDataset",
     "load_dataset",
+    "inspect_data",
     "subset",
     "augmentation",
     "DeviceLoader",

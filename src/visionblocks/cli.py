@@ -22,6 +22,7 @@ from visionblocks._cli._common import CLIError
 from visionblocks._cli.describe import add_describe_parsers
 from visionblocks._cli.evaluate import add_eval_parsers
 from visionblocks._cli.export import add_export_parser
+from visionblocks._cli.inspect import add_inspect_parser
 from visionblocks._cli.predict import add_predict_parser
 from visionblocks._cli.train import add_train_parser
 from visionblocks.data import DatasetNotFoundError
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_describe_parsers(sub)
     add_predict_parser(sub)
     add_export_parser(sub)
+    add_inspect_parser(sub)
     for child in sub.choices.values():
         # Also accept --debug after the command; SUPPRESS keeps the top-level value otherwise.
         child.add_argument(
