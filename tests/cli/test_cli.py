@@ -289,3 +289,24 @@ def test_default_train_command_learns_the_sample(
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_images"] == 1000
     assert metrics["test_accuracy"] > 0.70
+
+
+def test_train_preset_selects_the_recipes_preset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v1, default = (vb.recipes.RECIPE_PRESETS[k] for k in ("fashion-mnist-v1", "fashion-mnist"))
+    assert v1.activation != default.activation  # what tells the two networks apart
+    out = tmp_path / "v1"
+    argv = ["train", "--recipe", "fast", "--preset", "fashion-mnist-v1", "--epochs", "1",
+            "--limit", "300", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "with the fast recipe (fashion-mnist-v1)" in capsys.readouterr().out
+    assert vb.load_checkpoint(out / "model.pt")["model_kwargs"]["activation"] == v1.activation
+    assert 'preset = "fashion-mnist-v1"' in (out / "config.toml").read_text()
+
+
+def test_preset_without_a_recipe_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--preset", "fashion-mnist-94"]) == 1
+    assert "--preset fashion-mnist-94 chooses a recipe's preset; add --recipe fast" in (
+        capsys.readouterr().err
+    )

@@ -58,6 +58,7 @@ __all__ = [
     "freeze_epochs",
     "make_callbacks",
     "plan_model",
+    "recipe_preset",
     "small_batch_size",
     "too_few_steps",
 ]
@@ -136,6 +137,8 @@ def check_options(args: argparse.Namespace, specs: dict[str, OptionSpec]) -> Non
     elif args.model is not None or args.recipe is not None:
         raise CLIError("--pretrained NAME names the model to fine-tune; drop --model and --recipe.")
     if args.recipe is None:
+        if args.preset is not None:
+            raise CLIError(f"--preset {args.preset} chooses a recipe's preset; add --recipe fast.")
         if args.model is not None:
             check_model_name(args.model)
         return
@@ -148,11 +151,18 @@ def check_options(args: argparse.Namespace, specs: dict[str, OptionSpec]) -> Non
         )
 
 
+def recipe_preset(args: argparse.Namespace, train: Data) -> str:
+    """The ``--recipe`` preset of a run.
+
+    ``--preset``, else the dataset's own, else the one for the data's number of channels.
+    """
+    preset = args.preset or (args.dataset if args.dataset in RECIPE_PRESETS else None)
+    return str(preset or ("fashion-mnist" if train.image_shape[0] == 1 else "cifar10"))
+
+
 def _recipe_for(args: argparse.Namespace, train: Data) -> FastRecipe:
     """The ``--recipe`` preset for ``train`` with the overriding options applied."""
-    # The dataset's own preset, else the one for its number of channels.
-    preset = args.dataset if args.dataset in RECIPE_PRESETS else None
-    preset = preset or ("fashion-mnist" if train.image_shape[0] == 1 else "cifar10")
+    preset = recipe_preset(args, train)
     overrides = {k: getattr(args, k) for k in RECIPE_FIELDS if getattr(args, k) is not None}
     if len(train) < SMALL_DATA and args.batch_size is None:
         overrides["batch_size"] = 64

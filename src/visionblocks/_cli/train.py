@@ -45,12 +45,14 @@ from visionblocks._cli._train_plan import (
     freeze_epochs,
     make_callbacks,
     plan_model,
+    recipe_preset,
     too_few_steps,
 )
 from visionblocks._cli.config import OptionSpec, option_specs, read_config, toml_value, write_config
 from visionblocks._cli.inspect import split_warnings
 from visionblocks.data import AUGMENT_PRESETS, RESIZE_RULES
 from visionblocks.model_file import atomic_write_text, card_of
+from visionblocks.recipes import RECIPE_PRESETS
 from visionblocks.train import (
     BUILTIN_METRICS,
     FIT_DEFAULTS,
@@ -93,6 +95,11 @@ def _add_options(p: argparse.ArgumentParser) -> None:
         "--recipe", choices=("fast",), help="train a recipe's network with its settings: fast "
         "= visionblocks.recipes (fast_cnn with a whitening stem, one-cycle SGD, flip TTA); "
         "--epochs, --batch-size, --lr, --momentum, --weight-decay, --label-smoothing override it",
+    )  # fmt: skip
+    p.add_argument(
+        "--preset", choices=sorted(RECIPE_PRESETS), help="with --recipe: the recipe's preset "
+        "(default: the dataset's own, else fashion-mnist for grayscale and cifar10 for colour; "
+        "fashion-mnist-94 trains longer for 94%%)",
     )  # fmt: skip
     p.add_argument(
         "--model", help=f"registry name (see `visionblocks models`; default: {DEFAULT_MODEL})"
@@ -411,7 +418,7 @@ def _run_in(
     if not resuming:
         write_config(out / CONFIG_FILE, _settings(args, name, fit_kwargs, tta))
         folder.record_start(read_config(out / CONFIG_FILE, specs))
-    how = f" with the {args.recipe} recipe" if args.recipe else ""
+    how = f" with the {args.recipe} recipe ({recipe_preset(args, train)})" if args.recipe else ""
     how += f" fine-tuned from {args.weights or 'DEFAULT'}" if args.pretrained else ""
     print(
         f"training {name}{how} on {train.name} ({len(train):,} images {train.image_shape}, "
