@@ -23,6 +23,7 @@ Budget: one torch thread, subsets of the data, about 5 to 10 minutes on a shared
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import platform
@@ -654,6 +655,64 @@ def fig_transfer() -> None:
     )
 
 
+def fig_inspect() -> None:
+    """``DataReport.plot`` of a hand-made folder with the usual problems planted in it."""
+    import shutil
+    import tempfile
+
+    test = vb.load_dataset("fashion-mnist", split="test")
+    kept = {"Trouser": 200, "Sneaker": 200, "Bag": 15, "Ankle boot": 200}  # train images
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "shop"
+        for name, count in kept.items():
+            images = test.images[test.labels == test.classes.index(name)]
+            for split, part in (("train", images[:count]), ("test", images[200:250])):
+                (root / split / name).mkdir(parents=True)
+                for i, image in enumerate(part):
+                    picture = Image.fromarray(image[0].numpy())
+                    if split == "train" and i % 10 == 9:  # a tenth saved larger, as 32x32
+                        picture = picture.resize((32, 32), Image.Resampling.BILINEAR)
+                    picture.save(root / split / name / f"{i:04d}.png")
+        for i in range(4):  # test images that are training images, one with another label
+            label = "Bag" if i == 0 else "Trouser"
+            shutil.copy(
+                root / "train/Trouser" / f"{i:04d}.png", root / "test" / label / f"t{i}.png"
+            )
+        for i in range(3):  # the same photo filed twice in train
+            shutil.copy(
+                root / "train/Sneaker" / f"{i:04d}.png", root / "train/Sneaker" / f"c{i}.png"
+            )
+        whole = (root / "train/Bag/0000.png").read_bytes()
+        (root / "train/Bag/cut.png").write_bytes(whole[: len(whole) // 2])
+        (root / "test/Sneaker/notes.jpg").write_text("not a picture")
+        report = vb.data.inspect_data(root, val_fraction=0.2)
+    report = dataclasses.replace(report, name="a planted folder")  # not the temporary path
+    fig = report.plot()
+    fig.set_dpi(90)
+    save_png(fig, "inspect")
+    train = report.splits[0]
+    bag = report.classes.index("Bag")
+    within = sum(report.copies_within(s.name) for s in report.splits)
+    leaked = {s.name: report.leaked(s.name) for s in report.splits[1:]}
+    FACTS["inspect"] = {
+        "imbalance_ratio": report.imbalance_ratio, "unreadable": len(report.unreadable),
+        "copies_within": within, "leaked": leaked, "warnings": len(report.warnings()),
+    }  # fmt: skip
+    write_figure(
+        "inspect",
+        "DataReport.plot: images per class and split, image sizes, problems per split",
+        f"``inspect_data(folder, val_fraction=0.2).plot()`` on a folder of Fashion-MNIST "
+        f"test images with the usual problems planted: the Bag class cut to 15 images in "
+        f"train/ ({train.class_counts[bag]} once 20% is held out for validation: imbalance "
+        f"{report.imbalance_ratio:.1f}:1 in train), a tenth of train/ saved at 32x32, 4 "
+        f"images of train/ copied into test/ (one under another class), 3 filed twice in "
+        f"train/, a truncated PNG and a text file named .jpg. The report finds "
+        f"{len(report.unreadable)} unreadable files, {leaked['test']} test images also in "
+        f"train or val, {leaked['val']} of the copies drawn into val (leakage too) and "
+        f"{within} left within train; its {len(report.warnings())} warnings say so in a line each.",
+    )
+
+
 FIGURES: dict[str, Callable[[], None]] = {
     "ex12": fig_ex12_curves,
     "history": fig_history,
@@ -668,6 +727,7 @@ FIGURES: dict[str, Callable[[], None]] = {
     "gradcam": fig_gradcam,
     "fast_vs_lab": fig_fast_vs_lab,
     "transfer": fig_transfer,
+    "inspect": fig_inspect,
 }
 
 

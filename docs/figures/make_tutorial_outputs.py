@@ -34,6 +34,7 @@ OUT = ROOT / "docs" / "_generated" / "outputs"
 # them), or the ``visionblocks`` command line and its arguments.
 RUNS: dict[str, list[str]] = {
     "cli_train": ["visionblocks", "train", "--no-progress"],
+    "cli_inspect": ["visionblocks", "inspect", "fashion-mnist"],
     "01_simple_cnn": ["examples/01_simple_cnn.py", "--no-progress"],
     "02_batch_norm": ["examples/02_batch_norm.py", "--no-progress"],
     "02_batch_norm_full": [

@@ -25,7 +25,7 @@ PAGES = {
     "docs/tutorials/02_batch_norm.rst": ["02_batch_norm", "02_batch_norm_full"],
     "docs/tutorials/03_resnet.rst": ["03_resnet"],
     "docs/tutorials/05_transfer.rst": ["05_transfer_learning"],
-    "docs/own_data.rst": ["08_own_images", "08_own_images_quick", "09_photos"],
+    "docs/own_data.rst": ["08_own_images", "08_own_images_quick", "09_photos", "cli_inspect"],
     "docs/getting_started.rst": [
         *("cli_train", "01_simple_cnn", "02_batch_norm", "02_batch_norm_full", "03_resnet"),
         "05_transfer_learning",
