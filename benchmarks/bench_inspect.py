@@ -119,6 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     shown = " ".join(["python", "benchmarks/bench_inspect.py", *sys.argv[1:]])
     lines = [f"$ {shown}", f"# {machine()}"]
+    print(lines[1], flush=True)
 
     def say(line: str = "") -> None:
         print(line, flush=True)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_helpers import error_of
 from PIL import Image
@@ -110,3 +115,35 @@ def test_split_warnings_control_and_streamed_data(leaky: Path) -> None:
     streamed = load_dataset(leaky, "test", in_memory=False)
     splits.test = streamed
     assert split_warnings(splits) == []
+
+
+def test_a_built_in_dataset_from_root_with_a_test_image_from_train(
+    tmp_path: Path,
+    write_cifar10: Callable[..., dict[str, np.ndarray]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    written = write_cifar10(tmp_path, per_batch=20)
+    test_file = tmp_path / "cifar-10-batches-py/test_batch"
+    batch = pickle.loads(test_file.read_bytes())
+    batch[b"data"][3] = written["data_batch_2"][5]  # train image 25 (batch 2, row 5)
+    test_file.write_bytes(pickle.dumps(batch))
+    out = tmp_path / "report.json"
+    assert main(["inspect", "cifar10", "--root", str(tmp_path), "--json", str(out)]) == 0
+    assert "1 test image(s) are also in train" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["splits"]["train"]["modes"] == {"RGB": 100}
+    [group] = report["duplicates"]
+    assert [(r["split"], r["index"]) for r in group["images"]] == [("train", 25), ("test", 3)]
+
+
+@pytest.mark.slow  # writes 200 PNGs and loads full Fashion-MNIST: about 30 s
+def test_the_benchmark_runs_on_a_small_folder(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_inspect.py"
+    command = [sys.executable, str(script), "--images", "200", "--repeats", "1", "--out", "-",
+               "--folder", str(tmp_path / "pngs")]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "A folder of 200 Fashion-MNIST PNGs" in done.stdout
+    assert "found: 0 duplicate groups, 0 warnings" in done.stdout
+    assert "CPU cores" in done.stdout  # the machine line, with the cores it may use
+    assert "usable by this process" in done.stdout
