@@ -263,7 +263,7 @@ def _read_file(
         return None, (0, 0), "", _unreadable_reason(path, err)
     # The digest _digests gives the image in a batch; without its per-batch reshapes.
     hasher = hashlib.blake2b(f"{pixels.dtype}{tuple(pixels.shape)}".encode(), digest_size=16)
-    hasher.update(pixels.contiguous().numpy())
+    hasher.update(pixels.contiguous().numpy().data)
     return hasher.digest(), (pixels.shape[1], pixels.shape[2]), mode, None
 
 
