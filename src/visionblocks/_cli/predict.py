@@ -32,7 +32,8 @@ def add_predict_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument(
         "--csv",
         metavar="OUT",
-        help="also write the predictions to this CSV file, with one probability column per class",
+        help="also write the predictions to this CSV file, with one probability column per "
+        "class (a multi-label model: the predicted labels in one column, as a labels file's tags)",
     )
     p.add_argument(
         "--tta",
@@ -54,6 +55,8 @@ def prediction_table(predictions: list[Prediction]) -> str:
         image  class  probability  top 2
         a.png  dog          75.0%  dog 75.0%, cat 25.0%
     """
+    if predictions and predictions[0].task == "multilabel":
+        return _multilabel_table(predictions)
     top_k = len(predictions[0].top_indices) if predictions else 1
     header = ["image", "class", "probability"] + ([f"top {top_k}"] if top_k > 1 else [])
     rows = [header]
@@ -71,13 +74,26 @@ def prediction_table(predictions: list[Prediction]) -> str:
     return "\n".join(lines)
 
 
+def _multilabel_table(predictions: list[Prediction]) -> str:
+    """A multi-label model's predictions: every label at or above its threshold."""
+    rows = [("image", "labels (at or above their thresholds)")]
+    for p in predictions:
+        pairs = zip(p.labels, p.label_probabilities, strict=True)
+        rows.append((p.source, ", ".join(f"{name} {prob:.1%}" for name, prob in pairs) or "-"))
+    width = max(len(row[0]) for row in rows)
+    return "\n".join(f"{row[0].ljust(width)}  {row[1]}" for row in rows)
+
+
 def _write_csv(path: Path, predictions: list[Prediction], classes: Sequence[str] | None) -> None:
     """Write the top-k columns, then each class's probability in a column named by the class."""
     top_k = len(predictions[0].top_indices) if predictions else 1
     if classes is None:
         classes = [str(k) for k in range(len(predictions[0].probabilities))] if predictions else []
-    header = ["image", "index", "class", "probability"]
-    for rank in range(2, top_k + 1):
+    multilabel = bool(predictions) and predictions[0].task == "multilabel"
+    # A multi-label row's labels in one field, as a labels file's tags column reads them.
+    separator = "|" if any(" " in c for c in classes) else " "
+    header = ["image", "labels"] if multilabel else ["image", "index", "class", "probability"]
+    for rank in range(2, 1 if multilabel else top_k + 1):
         header += [f"index_{rank}", f"class_{rank}", f"probability_{rank}"]
     # A class named like a column before it ("image", "class", ...) gets a longer name,
     # so that no reader of the file (csv.DictReader, pandas) loses a column.
@@ -91,6 +107,8 @@ def _write_csv(path: Path, predictions: list[Prediction], classes: Sequence[str]
             ranked = zip(p.top_indices, p.top_labels, p.top_probabilities, strict=True)
             for index, label, prob in list(ranked)[1:]:
                 row += [index, label, f"{prob:.6f}"]
+            if multilabel:
+                row = [p.source, separator.join(p.labels)]
             row += [f"{prob:.6f}" for prob in p.probabilities]
             writer.writerow(row)
 

@@ -27,7 +27,15 @@ from visionblocks.data._batch_ops import (
 )
 from visionblocks.data._batching import BatchLoader
 from visionblocks.data._data_report import DataReport, DuplicateGroup, ImageRef, SplitReport
-from visionblocks.data._dataset import ImageDataset, channel_stats, subset
+from visionblocks.data._dataset import (
+    ImageDataset,
+    Task,
+    channel_stats,
+    check_multi_hot,
+    label_task,
+    multi_hot,
+    subset,
+)
 from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
 from visionblocks.data._folder import IMAGE_SUFFIXES, decode_image_file
 from visionblocks.data._inspect import inspect_data
@@ -73,6 +81,11 @@ __all__ = [
     "load_dataset",
     "subset",
     "channel_stats",
+    # multi-label targets
+    "Task",
+    "multi_hot",
+    "check_multi_hot",
+    "label_task",
     "DATASETS",
     "FASHION_MNIST_CLASSES",
     "DatasetNotFoundError",

@@ -83,6 +83,12 @@ class BatchLoader:
                 raise ValueError(
                     f"labels must give the class of all {size} images; got {len(labels)}."
                 )
+            if labels.dim() != 1:
+                raise ValueError(
+                    f"sampler={options.sampler!r} draws by class, one per image, but these "
+                    f"labels are multi-hot {tuple(labels.shape)} (multi-label); drop the "
+                    f"sampler (fit's class_weight='balanced' weighs each label's positives)."
+                )
             self._draw_labels = labels.detach().long().cpu()
         self.options = options
         self.device = resolve_device(options.device)

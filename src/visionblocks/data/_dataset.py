@@ -4,18 +4,121 @@ Every dataset visionblocks loads fits in memory (CIFAR-10's 50,000 training
 images are 150 MB as uint8), so it is kept as a single ``(N, C, H, W)`` tensor:
 indexing, subsetting, shuffling and moving to the GPU are then single tensor
 operations instead of 50,000 Python objects.
+
+Labels are either one class index per image, ``(N,)`` int64 (multi-class: each image is
+one of the classes), or a multi-hot ``(N, K)`` float32 matrix of 0s and 1s (multi-label:
+``labels[i, k] == 1`` when label ``k`` applies to image ``i``, any number of them per
+image). The shape decides the task (:func:`label_task`), here and in every loader,
+``fit`` and ``evaluate``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ImageDataset", "channel_stats", "subset"]
+__all__ = [
+    "ImageDataset",
+    "Task",
+    "channel_stats",
+    "check_multi_hot",
+    "label_task",
+    "multi_hot",
+    "subset",
+]
+
+Task = Literal["multiclass", "multilabel"]
+"""What labels mean: ``"multiclass"``, one class per image (``(N,)`` class indices);
+``"multilabel"``, any set of labels per image (``(N, K)`` multi-hot)."""
+
+
+def label_task(labels: torch.Tensor) -> Task:
+    """The task that ``labels`` are for: ``"multilabel"`` for ``(N, K)``, else ``"multiclass"``.
+
+    Example:
+        >>> label_task(torch.tensor([0, 2, 1])), label_task(torch.tensor([[1.0, 0.0, 1.0]]))
+        ('multiclass', 'multilabel')
+    """
+    return "multilabel" if labels.dim() == 2 else "multiclass"
+
+
+def check_multi_hot(
+    labels: torch.Tensor, num_classes: int | None = None, name: str = "labels"
+) -> torch.Tensor:
+    """``(N, K)`` multi-hot labels as float32, checked: every value 0 or 1 (bool, int or float).
+
+    Args:
+        labels: ``(N, K)`` targets; ``labels[i, k]`` is 1 when label ``k`` applies to image ``i``.
+        num_classes: The number of labels ``K`` they must have, when known.
+        name: What to call them in an error.
+
+    Raises:
+        ValueError: Not 2-D, ``K`` other than ``num_classes``, or a value other than 0 and 1
+            (soft targets come from MixUp/CutMix inside ``fit``, not from the data).
+
+    Example:
+        >>> check_multi_hot(torch.tensor([[True, False], [True, True]]))
+        tensor([[1., 0.],
+                [1., 1.]])
+        >>> check_multi_hot(torch.tensor([[0.5, 1.0]]))
+        Traceback (most recent call last):
+            ...
+        ValueError: labels must be multi-hot, 0 or 1 for each label; got values such as [0.5].
+    """
+    if labels.dim() != 2 or labels.is_complex():
+        raise ValueError(
+            f"{name} must be (N, K) multi-hot (1 where a label applies); got shape "
+            f"{tuple(labels.shape)}."
+        )
+    if num_classes is not None and labels.shape[1] != num_classes:
+        raise ValueError(
+            f"{name} are multi-hot over {labels.shape[1]} labels but {num_classes} classes "
+            f"are named; multi-hot labels have one column per class."
+        )
+    values = labels.to(torch.float32)
+    bad = (values != 0) & (values != 1)
+    if bool(bad.any()):
+        raise ValueError(
+            f"{name} must be multi-hot, 0 or 1 for each label; got values such as "
+            f"{values[bad][:3].tolist()}."
+        )
+    return values
+
+
+def multi_hot(label_sets: Sequence[Iterable[int]], num_classes: int) -> torch.Tensor:
+    """``(N, K)`` float32 multi-hot labels from the label indices of each of ``N`` images.
+
+    Args:
+        label_sets: For each image, the indices of the labels that apply (any number,
+            none included; a repeated index counts once).
+        num_classes: ``K``, the number of labels.
+
+    Raises:
+        ValueError: ``num_classes`` < 1, or an index outside ``[0, num_classes)``.
+
+    Example:
+        >>> multi_hot([[0, 2], [], [1]], num_classes=3)
+        tensor([[1., 0., 1.],
+                [0., 0., 0.],
+                [0., 1., 0.]])
+    """
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1; got {num_classes!r}.")
+    out = torch.zeros(len(label_sets), num_classes, dtype=torch.float32)
+    for i, indices in enumerate(label_sets):
+        for k in indices:
+            if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < num_classes:
+                raise ValueError(
+                    f"label_sets[{i}] has the label index {k!r}; indices lie in "
+                    f"[0, {num_classes}) for num_classes={num_classes}."
+                )
+            out[i, k] = 1.0
+    return out
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -47,13 +150,16 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
 
 
 @dataclass(eq=False)
-class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
+class ImageDataset(Dataset[tuple[torch.Tensor, int | torch.Tensor]]):
     """Images and labels in memory, with class names and normalization statistics.
 
     Attributes:
         images: ``(N, C, H, W)`` uint8 tensor, 0-255.
-        labels: ``(N,)`` int64 tensor of class indices.
-        classes: Class names; ``classes[label]`` names a label.
+        labels: ``(N,)`` int64 tensor of class indices, or for multi-label data an
+            ``(N, K)`` float32 multi-hot tensor (given as bool, int or float 0/1: see
+            :func:`multi_hot` to build one from each image's label indices).
+        classes: Class names; ``classes[label]`` names a label (``classes[k]`` names
+            column ``k`` of multi-hot labels).
         name: Where the data came from, e.g. ``"fashion-mnist/train"``.
         mean: Per-channel mean in [0, 1] units; computed from ``images`` when left empty.
         std: Per-channel standard deviation in [0, 1] units; computed when left empty.
@@ -72,6 +178,10 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         >>> image, label = ds[1]
         >>> image.shape, label
         (torch.Size([1, 8, 8]), 1)
+        >>> tags = ImageDataset(torch.zeros(2, 1, 8, 8, dtype=torch.uint8),
+        ...                     multi_hot([[0, 2], [1]], 3), ["cat", "dog", "sofa"])
+        >>> tags.task, tags.num_classes, tags[0][1].tolist()
+        ('multilabel', 3, [1.0, 0.0, 1.0])
     """
 
     images: torch.Tensor
@@ -90,15 +200,17 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
                 f"shape {tuple(self.images.shape)}. Convert floats in [0, 1] with "
                 f"(x * 255).round().to(torch.uint8)."
             )
-        if self.labels.dim() != 1 or len(self.labels) != len(self.images):
+        if self.labels.dim() not in (1, 2) or len(self.labels) != len(self.images):
             raise ValueError(
-                f"labels must be (N,) with N={len(self.images)} like the images; got shape "
-                f"{tuple(self.labels.shape)}."
+                f"labels must be (N,) class indices or (N, K) multi-hot with N={len(self.images)} "
+                f"like the images; got shape {tuple(self.labels.shape)}."
             )
-        self.labels = self.labels.to(torch.int64)
-        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(
-            self.classes
-        ):
+        if self.labels.dim() == 2:
+            self.labels = check_multi_hot(self.labels, len(self.classes))
+        else:
+            self.labels = self.labels.to(torch.int64)
+        single = self.labels.dim() == 1 and len(self.labels) > 0
+        if single and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(self.classes):
             raise ValueError(
                 f"labels must lie in [0, {len(self.classes)}) for {len(self.classes)} classes; "
                 f"got [{int(self.labels.min())}, {int(self.labels.max())}]."
@@ -114,8 +226,13 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
 
     @property
     def num_classes(self) -> int:
-        """Number of classes."""
+        """Number of classes (of labels, for multi-label data)."""
         return len(self.classes)
+
+    @property
+    def task(self) -> Task:
+        """``"multilabel"`` for ``(N, K)`` multi-hot labels, else ``"multiclass"``."""
+        return label_task(self.labels)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -126,10 +243,13 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int | torch.Tensor]:
+        """Image ``index`` (transformed) and its label: class index or ``(K,)`` multi-hot row."""
         image = self.images[index]  # (C, H, W) uint8
         if self.transform is not None:
             image = self.transform(image)
+        if self.labels.dim() == 2:
+            return image, self.labels[index]
         return image, int(self.labels[index])
 
     def __repr__(self) -> str:
@@ -163,6 +283,7 @@ def subset(
         fraction: Share of images to keep, in (0, 1].
         stratified: Keep ``round(fraction * n_c)`` images of each class ``c`` (at least one
             per non-empty class), so class balance is preserved; otherwise sample uniformly.
+            Multi-label data, whose images have no single class, is always sampled uniformly.
         seed: Seed of the random choice; the same seed always keeps the same images.
 
     Example:
@@ -198,7 +319,7 @@ def subset_indices(
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], e.g. 0.1 for 10%; got {fraction!r}.")
     generator = torch.Generator().manual_seed(seed)
-    if stratified:
+    if stratified and dataset.labels.dim() == 1:
         picks = []
         for c in range(dataset.num_classes):
             members = torch.nonzero(dataset.labels == c).flatten()

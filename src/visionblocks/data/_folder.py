@@ -30,6 +30,7 @@ __all__ = [
     "ImageEntry",
     "check_val_fraction",
     "decode_image_file",
+    "decoded_shape",
     "held_out",
     "image_size_pair",
     "index_entries",
@@ -55,6 +56,8 @@ class FolderIndex:
         name: ``"<folder>/<split>"``.
         resize: How images of another size are brought to ``size`` (a rule of
             :func:`~visionblocks.data.resize_image`).
+        label_sets: Multi-label data (a labels file with several labels per row): the
+            class indices of each file, and ``labels`` is empty; ``None`` otherwise.
     """
 
     files: tuple[Path, ...]
@@ -64,6 +67,7 @@ class FolderIndex:
     size: tuple[int, int]
     name: str
     resize: str = "squash"
+    label_sets: tuple[tuple[int, ...], ...] | None = None
 
     @property
     def decoded_bytes(self) -> int:
@@ -168,8 +172,7 @@ def index_entries(
     ``entries`` that :func:`held_out` draws. The one place both image folders and labels
     files make their splits, so the two split alike.
     """
-    channels = 1 if all(e.gray for e in everything) else 3
-    size = image_size or _common_size(everything)
+    channels, size = decoded_shape(everything, image_size)
     chosen = list(entries)
     if val_fraction is not None and split in ("train", "val"):
         held = held_out(chosen, classes, val_fraction, seed)
@@ -184,6 +187,18 @@ def index_entries(
         name=name,
         resize=resize,
     )
+
+
+def decoded_shape(
+    everything: Sequence[ImageEntry], image_size: tuple[int, int] | None
+) -> tuple[int, tuple[int, int]]:
+    """``(channels, (height, width))`` the images of a dataset decode to, from their headers.
+
+    Grayscale (1) only if every image is, else RGB (3); ``image_size``, else the one size
+    they all share.
+    """
+    channels = 1 if all(e.gray for e in everything) else 3
+    return channels, image_size or _common_size(everything)
 
 
 def _check_split_exists(

@@ -10,7 +10,7 @@ from typing import Literal, overload
 import torch
 
 from visionblocks.data._cifar import CIFAR_LAYOUT, read_cifar
-from visionblocks.data._dataset import ImageDataset
+from visionblocks.data._dataset import ImageDataset, multi_hot
 from visionblocks.data._errors import CorruptDatasetError, DatasetNotFoundError
 from visionblocks.data._folder import (
     SPLITS,
@@ -307,12 +307,15 @@ def _load_folder(
 def _from_index(index: FolderIndex, in_memory: bool | None) -> ImageDataset | StreamingDataset:
     """The images of ``index`` decoded into memory, or streamed (see ``in_memory``)."""
     stream = streams_by_default(index.decoded_bytes) if in_memory is None else not in_memory
+    if index.label_sets is not None:  # multi-label: (N, K) multi-hot
+        labels = multi_hot(index.label_sets, len(index.classes))
+    else:
+        labels = torch.tensor(index.labels, dtype=torch.int64)
     if stream:
         return StreamingDataset(
-            index.files, index.labels, index.classes, channels=index.channels,
+            index.files, labels, index.classes, channels=index.channels,
             image_size=index.size, name=index.name, resize=index.resize,
         )  # fmt: skip
-    labels = torch.tensor(index.labels, dtype=torch.int64)
     return ImageDataset(
         read_images(index), labels, list(index.classes), index.name, resize=index.resize
     )

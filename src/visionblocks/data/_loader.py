@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from visionblocks.data._batching import BatchLoader
+from visionblocks.data._dataset import check_multi_hot
 from visionblocks.data._loader_options import LoaderOptions, loader_options
 from visionblocks.data.contract import InMemoryData, describe_data, normalization_stats, tensors_of
 
@@ -34,13 +35,15 @@ class DeviceLoader(BatchLoader):
 
     Args:
         data: An :class:`ImageDataset`, or an ``(images, labels)`` pair of tensors or NumPy arrays:
-            ``(N, C, H, W)`` uint8 images (0-255) or floats in [0, 1], and ``(N,)`` labels.
+            ``(N, C, H, W)`` uint8 images (0-255) or floats in [0, 1], and ``(N,)`` labels
+            (or ``(N, K)`` multi-hot labels of 0s and 1s: multi-label data).
             A dataset's per-sample ``transform`` is not used: augmentation is ``augment``.
         options: The settings it shares with every loader (batch size, shuffling or a
             class-balanced ``sampler``, ``augment``, ``device``, ``seed``, ``mean``/``std``,
             sharding, memory format): a :class:`~visionblocks.data.LoaderOptions`,
             documented there.
-        num_classes: Number of classes for tensor data (default ``labels.max() + 1``).
+        num_classes: Number of classes for tensor data (default ``labels.max() + 1``, or the
+            columns of multi-hot labels).
         cpu_threads: PyTorch threads used while preparing a batch on the CPU (restored
             before the batch is yielded); ``None`` keeps the global setting. One thread is
             the default because these small, memory-bound operations gain little from
@@ -51,8 +54,8 @@ class DeviceLoader(BatchLoader):
             its fields.
 
     Yields:
-        ``(x, y)``: float32 ``(B, C, H, W)`` normalized images and int64 ``(B,)`` labels,
-        both on ``device``.
+        ``(x, y)``: float32 ``(B, C, H, W)`` normalized images and int64 ``(B,)`` labels
+        (float32 ``(B, K)`` for multi-hot labels), both on ``device``.
 
     Example:
         >>> from visionblocks.data import load_dataset
@@ -84,7 +87,9 @@ class DeviceLoader(BatchLoader):
         if isinstance(given, list) and len(given) == 2:  # a pair written as a list
             given = (given[0], given[1])
         images, labels = tensors_of(given)
-        if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+        if labels.dim() == 2:  # multi-label: (N, K) multi-hot, one column per label
+            labels = check_multi_hot(labels, num_classes)
+        elif labels.is_floating_point() and not bool((labels == labels.round()).all()):
             bad = labels[labels != labels.round()][:3].tolist()
             raise ValueError(
                 f"labels must be class indices; got non-integer values such as {bad}. "
@@ -100,16 +105,18 @@ class DeviceLoader(BatchLoader):
             labels=labels,
         )
         info = describe_data(given)
-        largest = int(labels.max())
         if num_classes is None:
             num_classes = info.num_classes
-        if not 0 <= int(labels.min()) <= largest < num_classes:
-            raise ValueError(
-                f"labels must lie in [0, num_classes={num_classes}); got "
-                f"[{int(labels.min())}, {largest}]."
-            )
+        if labels.dim() == 1:
+            largest = int(labels.max())
+            if not 0 <= int(labels.min()) <= largest < num_classes:
+                raise ValueError(
+                    f"labels must lie in [0, num_classes={num_classes}); got "
+                    f"[{int(labels.min())}, {largest}]."
+                )
         self.images = images.to(self.device)  # uint8 stays uint8: 4x less device memory
-        self.labels = labels.to(self.device, torch.int64)
+        # (N,) int64 class indices, or (N, K) float32 multi-hot rows
+        self.labels = labels.to(self.device, torch.int64 if labels.dim() == 1 else torch.float32)
         self.num_classes = num_classes
         self.classes = list(info.classes) or [str(c) for c in range(num_classes)]
         self.cpu_threads = cpu_threads
@@ -146,7 +153,7 @@ class DeviceLoader(BatchLoader):
             torch.set_num_threads(wanted)
         try:
             x = self.images.index_select(0, index)  # (B, C, H, W), raw pixel values
-            y = self.labels.index_select(0, index)  # (B,)
+            y = self.labels.index_select(0, index)  # (B,), or (B, K) multi-hot
             return self.finish(x, generator), y
         finally:
             if limit:

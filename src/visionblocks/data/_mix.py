@@ -3,7 +3,10 @@
 MixUp (Zhang et al. 2018, https://arxiv.org/abs/1710.09412) blends each image
 with another from the same batch; CutMix (Yun et al. 2019,
 https://arxiv.org/abs/1905.04899) pastes a rectangle of the other image. Both
-mix the one-hot labels in the same proportion, so every soft label row sums to 1.
+mix the labels in the same proportion: class indices as one-hot rows, so every soft
+label row sums to 1; multi-hot ``(B, K)`` multi-label targets as they are, so each
+label's target is the share of the mixed image that carries it (a label both images
+have stays 1, one neither has stays 0).
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ def _check(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
             )
         return F.one_hot(y, num_classes).to(x.dtype)
     if y.shape != (len(x), num_classes):
-        raise ValueError(f"soft labels must be (B, {num_classes}); got {tuple(y.shape)}.")
-    return y.to(x.dtype)
+        raise ValueError(
+            f"soft or multi-hot labels must be (B, {num_classes}); got {tuple(y.shape)}."
+        )
+    return y.to(x.dtype)  # class probabilities or multi-hot rows, mixed as they are
 
 
 class _BatchMix:
@@ -63,7 +68,11 @@ class _BatchMix:
         num_classes: int,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mix a batch: ``x`` float (B, C, H, W), ``y`` int64 (B,) or soft (B, K)."""
+        """Mix a batch: ``x`` float (B, C, H, W), ``y`` int64 (B,), soft or multi-hot (B, K).
+
+        Returns the mixed images and ``(B, K)`` targets in ``x``'s dtype: the convex
+        combination of each image's and its partner's label rows (one-hot for class indices).
+        """
         soft = _check(x, y, num_classes)
         lam = _beta(self.alpha, generator)
         partner = _partner(len(x), generator, x.device)
@@ -96,6 +105,10 @@ class MixUp(_BatchMix):
         >>> xm, ym = MixUp(alpha=0.4)(x, y, 4, generator=torch.Generator().manual_seed(0))
         >>> xm.shape, ym.shape, torch.allclose(ym.sum(1), torch.ones(8))
         (torch.Size([8, 3, 4, 4]), torch.Size([8, 4]), True)
+        >>> tags = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])  # multi-hot, label 0 in both
+        >>> _, mixed = MixUp(alpha=0.4)(x[:2], tags, 3, generator=torch.Generator().manual_seed(1))
+        >>> mixed[:, 0].tolist(), torch.allclose(mixed[:, 1] + mixed[:, 2], torch.ones(2))
+        ([1.0, 1.0], True)
     """
 
     def __init__(self, alpha: float = 0.2) -> None:

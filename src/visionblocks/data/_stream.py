@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from visionblocks.data._augment_photo import resized_crop_image
+from visionblocks.data._dataset import check_multi_hot
 from visionblocks.data._decode import decode_image_file
 from visionblocks.data._resize import check_resize_rule
 
@@ -73,7 +74,7 @@ def streams_by_default(decoded_bytes: int) -> bool:
     return decoded_bytes > stream_threshold()
 
 
-class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
+class StreamingDataset(Dataset[tuple[torch.Tensor, int | torch.Tensor]]):
     """Image files with labels, decoded to uint8 ``(C, H, W)`` tensors when read.
 
     Every image is decoded by :func:`~visionblocks.data.decode_image_file` to
@@ -83,7 +84,8 @@ class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
 
     Args:
         files: Image files.
-        labels: Class index of each file.
+        labels: Class index of each file, or ``(N, K)`` multi-hot labels (multi-label data:
+            an item's label is then its ``(K,)`` row).
         classes: Class names; ``classes[label]`` names a label.
         channels: 1 (grayscale) or 3 (RGB).
         image_size: ``(height, width)`` of every decoded image.
@@ -126,15 +128,19 @@ class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
         std: Sequence[float] = (),
     ) -> None:
         self.files = tuple(Path(f) for f in files)
-        self.labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
         self.classes = list(classes)
+        given = torch.as_tensor(labels)
+        if given.dim() == 2:  # multi-label: (N, K) multi-hot
+            self.labels = check_multi_hot(given, len(self.classes))
+        else:
+            self.labels = given.to(torch.int64).reshape(-1)
         if len(self.labels) != len(self.files):
             raise ValueError(
                 f"need one label per file; got {len(self.labels)} labels for "
                 f"{len(self.files)} files."
             )
         low, high = (int(self.labels.min()), int(self.labels.max())) if len(self.labels) else (0, 0)
-        if not 0 <= low <= high < max(1, len(self.classes)):
+        if self.labels.dim() == 1 and not 0 <= low <= high < max(1, len(self.classes)):
             raise ValueError(
                 f"labels must lie in [0, {len(self.classes)}) for {len(self.classes)} classes; "
                 f"got [{low}, {high}]."
@@ -194,7 +200,7 @@ class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, key: int | CropKey) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | CropKey) -> tuple[torch.Tensor, int | torch.Tensor]:
         """Image ``key``, decoded and sized by the resize rule, and its label.
 
         A :data:`CropKey` ``(index, seed, scale, flip)`` instead takes a random resized crop
@@ -210,6 +216,8 @@ class StreamingDataset(Dataset[tuple[torch.Tensor, int]]):
             index = key
             size, rule = self.image_size, self.resize
             image = decode_image_file(self.files[index], self.channels, size, rule)
+        if self.labels.dim() == 2:
+            return image, self.labels[index]  # (K,) multi-hot
         return image, int(self.labels[index])
 
     def __repr__(self) -> str:

@@ -52,7 +52,8 @@ InMemoryData: TypeAlias = (
     ImageDataset | tuple[torch.Tensor | np.ndarray[Any, Any], torch.Tensor | np.ndarray[Any, Any]]
 )
 """Data held in memory: an :class:`~visionblocks.data.ImageDataset` or an ``(images, labels)``
-pair of ``(N, C, H, W)`` uint8 (0-255) or float ([0, 1]) images and ``(N,)`` integer labels,
+pair of ``(N, C, H, W)`` uint8 (0-255) or float ([0, 1]) images and ``(N,)`` integer labels
+(or ``(N, K)`` multi-hot labels for multi-label data),
 each a tensor or a NumPy array (read without a copy by :func:`tensors_of`)."""
 
 DataLike: TypeAlias = InMemoryData | Dataset[Any] | DataLoader[Any]
@@ -103,7 +104,9 @@ def _as_tensor(part: torch.Tensor | np.ndarray[Any, Any], name: str) -> torch.Te
 def tensors_of(data: object) -> tuple[torch.Tensor, torch.Tensor]:
     """``(images, labels)`` of in-memory data, checked: ``(N, C, H, W)`` images and ``(N,)`` labels.
 
-    NumPy arrays become tensors that share their memory (``torch.from_numpy``).
+    Labels are ``(N,)`` class indices or, for multi-label data, ``(N, K)`` multi-hot (their
+    values are checked by the loaders and ``fit``). NumPy arrays become tensors that share
+    their memory (``torch.from_numpy``).
 
     Raises:
         TypeError: ``data`` is not in memory (see :func:`is_in_memory`).
@@ -140,15 +143,18 @@ def tensors_of(data: object) -> tuple[torch.Tensor, torch.Tensor]:
             f"images must be a uint8 or float (N, C, H, W) tensor; got {images.dtype} with "
             f"shape {tuple(images.shape)}."
         )
-    if labels.dim() != 1 or len(labels) != len(images):
+    if labels.dim() not in (1, 2) or len(labels) != len(images):
         raise ValueError(
-            f"labels must be (N,) with N={len(images)}; got shape {tuple(labels.shape)}."
+            f"labels must be (N,) class indices or (N, K) multi-hot with N={len(images)}; got "
+            f"shape {tuple(labels.shape)}."
         )
     return images, labels
 
 
 def labels_of(data: object) -> torch.Tensor | None:
-    """The ``(N,)`` labels of in-memory data or a ``StreamingDataset``; ``None`` for other streams.
+    """The labels of in-memory data or a ``StreamingDataset``; ``None`` for other streams.
+
+    ``(N,)`` class indices, or ``(N, K)`` multi-hot for multi-label data.
 
     Example:
         >>> labels_of((torch.zeros(2, 1, 4, 4), torch.tensor([1, 0]))).tolist()
@@ -259,7 +265,7 @@ class DataInfo:
 
     Attributes:
         num_classes: Number of classes: an ``ImageDataset``'s ``len(classes)``, a tensor
-            pair's ``labels.max() + 1``.
+            pair's ``labels.max() + 1`` (its multi-hot labels' ``K`` columns).
         image_shape: ``(C, H, W)`` of every image.
         classes: Class names; empty when the data names none (a tensor pair).
         stats: The ``(mean, std)`` the data carries (:func:`stats_of`), or ``None``.
@@ -309,6 +315,8 @@ def describe_data(data: object) -> DataInfo:
     c, h, w = images.shape[1:]
     if isinstance(data, ImageDataset):
         return DataInfo(data.num_classes, (c, h, w), tuple(data.classes), stats_of(data))
+    if labels.dim() == 2:  # multi-hot: one column per label
+        return DataInfo(labels.shape[1], (c, h, w), (), None)
     return DataInfo(int(labels.max()) + 1, (c, h, w), (), None)
 
 

@@ -20,7 +20,7 @@ from visionblocks._tta import model_logits
 from visionblocks.data import normalize
 from visionblocks.inference._images import ImageInput, expand_inputs, prepare_image
 from visionblocks.inference._model_file import load_model, model_card
-from visionblocks.model_file import ModelCard, Stats, model_stats
+from visionblocks.model_file import DEFAULT_THRESHOLD, ModelCard, Stats, model_stats
 from visionblocks.train import resolve_device
 
 __all__ = ["Prediction", "predict"]
@@ -29,6 +29,12 @@ __all__ = ["Prediction", "predict"]
 @dataclass(frozen=True)
 class Prediction:
     """The classification of one input by :func:`predict`.
+
+    A multi-label model (its card's ``task`` is ``"multilabel"``) gives each label its own
+    probability, the sigmoid of its logit (they need not sum to 1), and predicts every
+    label whose probability reaches the label's threshold (the card's ``thresholds``):
+    those are ``labels``, possibly none. ``index``, ``label`` and ``probability`` are then
+    the most probable label, predicted or not.
 
     Attributes:
         source: The file path, or a name such as ``"tensor[3]"`` or ``"image 0"``.
@@ -43,6 +49,12 @@ class Prediction:
             they sum to 1. Plain floats, so ``torch.tensor([p.probabilities for p in
             found])`` is the ``(N, num_classes)`` matrix to threshold, calibrate or
             average. Left out of ``repr``; empty for a ``Prediction`` built without them.
+        task: ``"multiclass"`` or ``"multilabel"``.
+        indices: Every predicted class: ``(index,)``, or for a multi-label model each
+            label at or above its threshold, most probable first.
+        labels: Their names.
+        label_probabilities: Their probabilities. These four are left out of ``repr``;
+            ``str`` names a multi-label prediction's labels.
 
     Example:
         >>> p = Prediction("cat.png", 3, "cat", 0.9, (3, 5), ("cat", "dog"), (0.9, 0.05))
@@ -51,6 +63,10 @@ class Prediction:
         >>> q = Prediction("a.png", 1, "dog", 0.75, (1,), ("dog",), (0.75,), (0.25, 0.75))
         >>> q.probabilities[q.index] == q.probability, sum(q.probabilities)
         (True, 1.0)
+        >>> tags = Prediction("b.png", 0, "cat", 0.9, (0,), ("cat",), (0.9,), (0.9, 0.2, 0.6),
+        ...                   "multilabel", (0, 2), ("cat", "sofa"), (0.9, 0.6))
+        >>> str(tags)
+        'b.png: cat (90.0%), sofa (60.0%)'
     """
 
     source: str
@@ -61,9 +77,18 @@ class Prediction:
     top_labels: tuple[str, ...]
     top_probabilities: tuple[float, ...]
     probabilities: tuple[float, ...] = field(default=(), repr=False)
+    task: str = field(default="multiclass", repr=False)
+    indices: tuple[int, ...] = field(default=(), repr=False)
+    labels: tuple[str, ...] = field(default=(), repr=False)
+    label_probabilities: tuple[float, ...] = field(default=(), repr=False)
 
     def __str__(self) -> str:
-        return f"{self.source}: {self.label} ({self.probability:.1%})"
+        if self.task != "multilabel":
+            return f"{self.source}: {self.label} ({self.probability:.1%})"
+        if not self.labels:
+            return f"{self.source}: no label (most probable {self.label} {self.probability:.1%})"
+        pairs = zip(self.labels, self.label_probabilities, strict=True)
+        return f"{self.source}: " + ", ".join(f"{name} ({p:.1%})" for name, p in pairs)
 
 
 @dataclass(frozen=True)
@@ -75,6 +100,8 @@ class _Usage:
     channels: int | None
     size: tuple[int, int] | None
     resize: str
+    multilabel: bool = False
+    thresholds: tuple[float, ...] | None = None  # given: one per label; None: 0.5 each
 
 
 def _usage(model: nn.Module) -> _Usage:
@@ -87,6 +114,8 @@ def _usage(model: nn.Module) -> _Usage:
         channels=channels if isinstance(channels, int) else None,
         size=None if shape is None else (shape[1], shape[2]),
         resize=card.resize,
+        multilabel=card.task == "multilabel",
+        thresholds=card.thresholds,
     )
 
 
@@ -100,6 +129,10 @@ def predict(
     device: str | torch.device = "auto",
 ) -> list[Prediction]:
     """Classify images with a trained model: one :class:`Prediction` per image.
+
+    A multi-label model (its card's ``task``) scores each label with a sigmoid and
+    predicts every label at or above its threshold (``Prediction.labels``); a multi-class
+    one takes the softmax and predicts the most probable class.
 
     Each image is prepared the way the model was trained: converted to its number of
     channels (RGB to grayscale with the ITU-R 601 weights Pillow uses, grayscale to RGB
@@ -243,7 +276,9 @@ def _classify(
         mean, std = usage.stats or ((0.0,) * channels, (1.0,) * channels)
         with torch.no_grad():
             logits = model_logits(model, normalize(batch, mean, std), tta=tta)  # (B, K)
-        for i, row in zip(members, logits.float().softmax(dim=1).cpu(), strict=True):
+        # A multi-label model scores each label on its own: a sigmoid per logit.
+        scores = logits.float().sigmoid() if usage.multilabel else logits.float().softmax(dim=1)
+        for i, row in zip(members, scores.cpu(), strict=True):
             probabilities[i] = row
     results = []
     for i, source in enumerate(sources):
@@ -260,6 +295,7 @@ def _classify(
             )
         values, indices = row.topk(top_k)
         top = [int(k) for k in indices]
+        chosen = _chosen(row, usage) if usage.multilabel else [top[0]]
         results.append(
             Prediction(
                 source=source,
@@ -270,6 +306,23 @@ def _classify(
                 top_labels=tuple(labels[k] for k in top),
                 top_probabilities=tuple(float(v) for v in values),
                 probabilities=tuple(row.tolist()),
+                task="multilabel" if usage.multilabel else "multiclass",
+                indices=tuple(chosen),
+                labels=tuple(labels[k] for k in chosen),
+                label_probabilities=tuple(float(row[k]) for k in chosen),
             )
         )
     return results
+
+
+def _chosen(row: torch.Tensor, usage: _Usage) -> list[int]:
+    """A multi-label row's labels at or above their thresholds, most probable first."""
+    given = usage.thresholds
+    if given is not None and len(given) != len(row):
+        raise ValueError(
+            f"the model has {len(row)} outputs but its card has {len(given)} thresholds; "
+            f"give one threshold per label."
+        )
+    thresholds = torch.tensor(given or (DEFAULT_THRESHOLD,) * len(row), dtype=row.dtype)
+    above = (row >= thresholds).nonzero().flatten()
+    return [int(k) for k in above[row[above].argsort(descending=True, stable=True)]]

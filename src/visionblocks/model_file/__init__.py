@@ -20,6 +20,7 @@ Example:
 
 from visionblocks.model_file._card import (
     CARD_ATTR,
+    DEFAULT_THRESHOLD,
     RESIZE_RULES,
     STATS_ATTR,
     TASKS,
@@ -55,6 +56,7 @@ __all__ = [
     "CARD_ATTR",
     "RESIZE_RULES",
     "TASKS",
+    "DEFAULT_THRESHOLD",
     "attach_card",
     "card_of",
     "is_plain",

@@ -27,6 +27,7 @@ from visionblocks._deprecation import warn_deprecated
 
 __all__ = [
     "CARD_ATTR",
+    "DEFAULT_THRESHOLD",
     "RESIZE_RULES",
     "STATS_ATTR",
     "TASKS",
@@ -47,8 +48,12 @@ RESIZE_RULES = ("squash", "shorter-side+center-crop")
 antialiased) without keeping the aspect ratio; ``"shorter-side+center-crop"`` scales the
 shorter side and cuts the centre (torchvision's ``Resize`` + ``CenterCrop``). The same
 rules as :data:`visionblocks.data.RESIZE_RULES`, which implements them."""
-TASKS = ("multiclass",)
-"""What the outputs mean: ``"multiclass"``, one class per image (softmax over the logits)."""
+TASKS = ("multiclass", "multilabel")
+"""What the outputs mean: ``"multiclass"``, one class per image (softmax over the logits);
+``"multilabel"``, any set of labels per image (a sigmoid per logit, each label predicted
+when its probability reaches its threshold)."""
+DEFAULT_THRESHOLD = 0.5
+"""A multi-label card's threshold for a label it gives none."""
 
 Stats: TypeAlias = tuple[tuple[float, ...], tuple[float, ...]]
 
@@ -77,6 +82,11 @@ class ModelCard:
         std: Per-channel standard deviation (``> 0``), with ``mean``.
         resize: How an image is brought to ``image_shape`` (one of :data:`RESIZE_RULES`).
         task: What the outputs mean (one of :data:`TASKS`).
+        thresholds: Multi-label models: the probability at or above which each label is
+            predicted, one per output in ``(0, 1)``; ``None`` is
+            :data:`DEFAULT_THRESHOLD` (0.5) for every label (see :attr:`label_thresholds`).
+            Set them, e.g. tuned on validation data, with
+            ``attach_card(model, card.replace(thresholds=...))``.
         source: Where pretrained weights came from (a weights name or file), if any.
         training: How it was trained: plain facts such as ``epochs``, ``seed``,
             ``dataset`` or ``test_accuracy``.
@@ -103,10 +113,14 @@ class ModelCard:
     std: tuple[float, ...] | None = None
     resize: str = "squash"
     task: str = "multiclass"
+    thresholds: tuple[float, ...] | None = None
     source: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        given: object = self.thresholds
+        if isinstance(given, list):  # as a file stores them, or a caller's list
+            object.__setattr__(self, "thresholds", tuple(given))
         _check_card(self)
 
     @property
@@ -116,6 +130,23 @@ class ModelCard:
             return len(self.classes)
         n = self.builder_kwargs.get("num_classes")
         return n if isinstance(n, int) else None
+
+    @property
+    def label_thresholds(self) -> tuple[float, ...] | None:
+        """A multi-label card's threshold of every label (0.5 where none is given), else ``None``.
+
+        Example:
+            >>> ModelCard(classes=("cat", "dog"), task="multilabel").label_thresholds
+            (0.5, 0.5)
+            >>> ModelCard(classes=("cat", "dog")).label_thresholds is None  # multi-class
+            True
+        """
+        if self.task != "multilabel":
+            return None
+        if self.thresholds is not None:
+            return self.thresholds
+        n = self.num_classes
+        return None if n is None else (DEFAULT_THRESHOLD,) * n
 
     @property
     def in_channels(self) -> int | None:
@@ -194,7 +225,7 @@ class ModelCard:
                 f"newer visionblocks? upgrade it)."
             )
         values: dict[str, Any] = dict(raw)
-        for name in ("classes", "image_shape", "mean", "std"):
+        for name in ("classes", "image_shape", "mean", "std", "thresholds"):
             value = values.get(name)
             if value is not None:
                 if not isinstance(value, (list, tuple)):
@@ -312,6 +343,7 @@ def _check_card(card: ModelCard) -> None:
         raise _fail("resize", f"one of {RESIZE_RULES}", card.resize)
     if card.task not in TASKS:
         raise _fail("task", f"one of {TASKS}", card.task)
+    _check_thresholds(card)
     if card.source is not None and not isinstance(card.source, str):
         raise _fail("source", "a string or None", card.source)
     if not isinstance(card.training, dict) or not is_plain(card.training):
@@ -327,6 +359,23 @@ def _check_classes(card: ModelCard) -> None:
     declared = card.builder_kwargs.get("num_classes")
     if isinstance(declared, int) and declared not in (0, len(classes)):
         raise _fail("classes", f"{declared} names (builder_kwargs.num_classes)", len(classes))
+
+
+def _check_thresholds(card: ModelCard) -> None:
+    thresholds = card.thresholds
+    if thresholds is None:
+        return
+    if card.task != "multilabel":
+        raise _fail("thresholds", "None for a multi-class card (task 'multiclass': the most "
+                    "probable class is predicted)", list(thresholds))  # fmt: skip
+    in_range = all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < 1 for t in thresholds
+    )
+    if not thresholds or not in_range:
+        raise _fail("thresholds", "probabilities in (0, 1), one per label", list(thresholds))
+    n = card.num_classes
+    if n is not None and len(thresholds) != n:
+        raise _fail("thresholds", f"{n} probabilities (one per label)", list(thresholds))
 
 
 def _check_stats(card: ModelCard) -> None:

@@ -262,7 +262,8 @@ class BestCheckpoint(Callback):
         path: Where to write the checkpoint.
         monitor: The metric to watch (one of validation's ``val_`` or the epoch's ``train_``
             metrics, e.g. ``"val_macro_f1"`` with ``fit(metrics=["macro_f1"])``); checked
-            when ``fit`` starts, as for :class:`EarlyStopping`.
+            when ``fit`` starts, as for :class:`EarlyStopping`. ``None``: ``"val_acc"``, or
+            ``"val_map"`` (mean average precision) in a multi-label run.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (the metric's direction, as for
             :class:`EarlyStopping`).
 
@@ -279,15 +280,18 @@ class BestCheckpoint(Callback):
         True
     """
 
-    def __init__(self, path: str | Path, monitor: str = "val_acc", *, mode: str = "auto") -> None:
+    def __init__(self, path: str | Path, monitor: str | None = None, *, mode: str = "auto") -> None:
         self.path = Path(path)
-        self.monitor = monitor
-        self.mode = _mode_for(monitor, mode)
+        self.given_monitor = monitor
+        self.monitor = monitor or "val_acc"
+        self.mode = _mode_for(self.monitor, mode)
         self.best = _start_value(self.mode)
         self.best_epoch: int | None = None
 
     def on_fit_start(self, trainer: RunState) -> None:
         """Check that the run records ``monitor``, and learn its direction if ``mode="auto"``."""
+        if self.given_monitor is None:  # the run's headline metric
+            self.monitor = "val_map" if trainer.task == "multilabel" else "val_acc"
         self.mode = _bind_monitor("BestCheckpoint", self.monitor, self.mode, trainer)
         if math.isnan(self.best):
             self.best = _start_value(self.mode)

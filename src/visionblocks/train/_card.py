@@ -17,7 +17,7 @@ from typing import Any, Literal
 from torch import nn
 
 from visionblocks.data import DataLike, StreamingDataset, describe_data, is_in_memory, stats_of
-from visionblocks.model_file import ModelCard, Stats, attach_card, card_of
+from visionblocks.model_file import DEFAULT_THRESHOLD, ModelCard, Stats, attach_card, card_of
 
 __all__ = ["STATS_CHOICES", "card_for_data", "input_stats"]
 
@@ -79,11 +79,14 @@ def card_for_data(
     num_classes: int,
     training: dict[str, Any],
     stats: Stats | None = None,
+    task: str = "multiclass",
 ) -> ModelCard:
     """Attach to ``model`` its card with ``train``'s classes, shape and statistics.
 
     ``stats`` (from :func:`input_stats`) replace the data's statistics: the inputs are
-    normalized with them, so predictions must be too. Data that streams from a user's
+    normalized with them, so predictions must be too. ``task`` is what the outputs mean;
+    a multi-label card keeps the thresholds it had for as many labels, else gets 0.5 for
+    each. Data that streams from a user's
     ``Dataset`` or ``DataLoader`` tells none of the data's facts without being read:
     those fields keep what the card had.
 
@@ -96,7 +99,11 @@ def card_for_data(
         ('simple_cnn', (1, 28, 28), ('T-shirt/top', 'Trouser'), {'epochs': 1})
     """
     card = card_of(model) or ModelCard()
-    fields: dict[str, Any] = {"training": {**card.training, **training}}
+    fields: dict[str, Any] = {"training": {**card.training, **training}, "task": task}
+    kept = card.thresholds if card.thresholds is not None else ()
+    if len(kept) != num_classes:
+        kept = (DEFAULT_THRESHOLD,) * num_classes
+    fields["thresholds"] = kept if task == "multilabel" else None
     if is_in_memory(train) or isinstance(train, StreamingDataset):
         info = describe_data(train)
         fields["image_shape"] = info.image_shape

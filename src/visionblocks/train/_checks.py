@@ -7,12 +7,21 @@ import math
 import torch
 from torch import nn
 
-from visionblocks.data import DataLike, is_in_memory, labels_of, tensors_of
+from visionblocks.data import (
+    DataLike,
+    Task,
+    check_multi_hot,
+    is_in_memory,
+    label_task,
+    labels_of,
+    tensors_of,
+)
 from visionblocks.train._callbacks import check_callbacks
 from visionblocks.train._data import Batches
 from visionblocks.train._defaults import FIT_DEFAULTS as D
 from visionblocks.train._ema import EMA, as_ema
 from visionblocks.train._loss import check_loss_arguments
+from visionblocks.train._multilabel import check_task, task_mismatch
 
 __all__ = ["check_data", "check_fit_arguments", "check_labels", "check_model_fits_data"]
 
@@ -35,6 +44,7 @@ def check_fit_arguments(
     loss: object = None,
     class_weight: object = None,
     callbacks: object = (),
+    task: object = None,
 ) -> None:
     """Reject out-of-range hyper-parameters of :func:`~visionblocks.train.fit`, naming the value.
 
@@ -91,6 +101,7 @@ def check_fit_arguments(
         raise ValueError(f"grad_clip must be a norm > 0 (None: no clipping); got {grad_clip!r}.")
     check_loss_arguments(loss, class_weight)
     check_callbacks(callbacks)
+    check_task(task)
 
 
 def check_data(data: DataLike, name: str) -> None:
@@ -118,7 +129,9 @@ def check_data(data: DataLike, name: str) -> None:
                 f"in [0, 1] (visionblocks normalizes them itself): pass uint8 0-255 images, or "
                 f"divide by 255."
             )
-    if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+    if labels.dim() == 2:  # multi-label: (N, K) multi-hot
+        check_multi_hot(labels, name=f"{name} labels")
+    elif labels.is_floating_point() and not bool((labels == labels.round()).all()):
         bad = labels[labels != labels.round()][:3].tolist()
         raise ValueError(
             f"{name} labels must be class indices; got non-integer values such as {bad}. "
@@ -127,7 +140,18 @@ def check_data(data: DataLike, name: str) -> None:
 
 
 def check_labels(labels: torch.Tensor, num_classes: int, name: str) -> None:
-    """Class indices in ``[0, num_classes)``, else a message with the fix."""
+    """Class indices in ``[0, num_classes)``, or multi-hot over ``num_classes`` labels.
+
+    Else a message with the fix.
+    """
+    if labels.dim() == 2:  # multi-label: (N, K) multi-hot, one column per output
+        if labels.shape[1] != num_classes:
+            raise ValueError(
+                f"{name} labels are multi-hot over {labels.shape[1]} labels but the model has "
+                f"{num_classes} outputs; build it with num_classes={labels.shape[1]}."
+            )
+        check_multi_hot(labels, name=f"{name} labels")
+        return
     if labels.numel() == 0:
         return
     low, high = int(labels.min()), int(labels.max())
@@ -140,12 +164,20 @@ def check_labels(labels: torch.Tensor, num_classes: int, name: str) -> None:
 
 
 def check_model_fits_data(
-    model: nn.Module, data: DataLike, batches: Batches, *, val: DataLike | None = None
-) -> int:
-    """Check channels and label range on one real batch; return the number of classes.
+    model: nn.Module,
+    data: DataLike,
+    batches: Batches,
+    *,
+    val: DataLike | None = None,
+    task: Task | None = None,
+) -> tuple[int, Task]:
+    """Check channels and labels on one real batch; return the number of classes and the task.
 
     Runs one forward pass in eval mode without gradients (BatchNorm statistics are
-    untouched), so a mismatch fails here, with a clear message, and not mid-epoch.
+    untouched), so a mismatch fails here, with a clear message, and not mid-epoch. The
+    task is ``task``, else what the labels are for (:func:`~visionblocks.data.label_task`:
+    ``(N, K)`` multi-hot labels are multi-label); training and validation labels must be
+    for it.
     """
     x, y = next(iter(batches))
     in_channels = getattr(model, "in_channels", None)
@@ -178,8 +210,14 @@ def check_model_fits_data(
             "reset_classifier(num_classes) after a feature extractor)."
         )
     labels = labels_of(data)
-    check_labels(labels if labels is not None else y, num_classes, "training")
+    labels = labels if labels is not None else y
+    task = task or label_task(labels)
     val_labels = labels_of(val) if val is not None else None
+    for name, given in (("training", labels), ("validation", val_labels)):
+        problem = None if given is None else task_mismatch(task, given, name)
+        if problem is not None:
+            raise ValueError(problem)
+    check_labels(labels, num_classes, "training")
     if val_labels is not None:
         check_labels(val_labels, num_classes, "validation")
-    return num_classes
+    return num_classes, task

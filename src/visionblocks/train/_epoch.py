@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""A loss: ``criterion(logits (B, K) float32, targets (B,) class indices or (B, K) soft)``."""
+"""A loss: ``criterion(logits (B, K) float32, targets (B,) class indices or (B, K) soft or
+multi-hot)``."""
 
 
 def make_mixers(mixup: float, cutmix: float) -> list[MixUp | CutMix]:
@@ -102,6 +103,8 @@ def train_pass(
 ) -> dict[str, float]:
     """One pass over the training data; returns train_loss, train_acc and the image count.
 
+    ``train_acc`` of multi-label targets is the exact-match ratio at threshold 0.5.
+
     With ``accumulate=N`` the gradients of N micro-batches are summed (each loss divided
     by the group's size) before one optimizer step; under DDP the inner micro-batches
     skip the all-reduce (``no_sync``), which only the group's last one does.
@@ -143,7 +146,10 @@ def train_pass(
             run.scaler.scale(loss / group_size).backward()  # type: ignore[no-untyped-call]
         run.step_loss = loss.detach()
         loss_sum += run.step_loss * len(y)
-        correct += (logits.argmax(dim=1) == y).sum()
+        if y.dim() == 2:  # multi-label: every label right at 0.5 (logit 0)
+            correct += ((logits >= 0) == (y >= 0.5)).all(dim=1).sum()
+        else:
+            correct += (logits.argmax(dim=1) == y).sum()
         seen += len(y)
         if i % check_every == 0 and not math.isfinite(loss.item()):
             raise TrainingDivergedError(

@@ -18,13 +18,15 @@ from visionblocks._tta import model_logits
 from visionblocks.data import (
     DataLike,
     LoaderOptions,
+    Task,
     check_stats,
     describe_data,
     is_in_memory,
+    label_task,
     labels_of,
     stats_of,
 )
-from visionblocks.model_file import model_stats
+from visionblocks.model_file import card_of, model_stats
 from visionblocks.train._checks import check_data, check_labels
 from visionblocks.train._data import Batches, make_batches
 from visionblocks.train._device import ExecutionPlan
@@ -35,7 +37,13 @@ from visionblocks.train._distributed import (
     place_eval,
 )
 from visionblocks.train._history import EvalResult
-from visionblocks.train._metrics import MetricSet, resolve_metrics, top5_accuracy
+from visionblocks.train._metrics import MetricSet, check_metrics, resolve_metrics, top5_accuracy
+from visionblocks.train._multilabel import (
+    average_precision,
+    exact_match,
+    label_thresholds,
+    multilabel_batch,
+)
 
 __all__ = ["EvalSums", "evaluate", "reduce_sums", "run_eval"]
 
@@ -43,6 +51,11 @@ __all__ = ["EvalSums", "evaluate", "reduce_sums", "run_eval"]
 @dataclass
 class EvalSums:
     """What one pass over evaluation data counts; the sums can be reduced across processes.
+
+    Multi-label targets (``(B, K)`` multi-hot batches) are counted per label, in the same
+    fields (see ``_multilabel``): binary cross-entropy summed over images and labels,
+    ``(K, 2, 2)`` counts ``[[tn, fp], [fn, tp]]`` at the model card's thresholds,
+    ``(N, K)`` 0/1 predictions and targets, the logits always kept; no top-5.
 
     Attributes:
         loss_sum: Summed cross-entropy (0-d).
@@ -92,6 +105,7 @@ def run_eval(
     top5 = torch.zeros((), dtype=torch.int64, device=plan.device)
     nonfinite = torch.zeros((), dtype=torch.int64, device=plan.device) if check_inputs else None
     confusion: torch.Tensor | None = None
+    thresholds: torch.Tensor | None = None  # (K,) of a multi-label model, from its card
     predictions, targets, kept = [], [], []
     keep = metrics is not None and metrics.needs_outputs
     per_batch = metrics is not None and metrics.updates
@@ -117,15 +131,23 @@ def run_eval(
             if confusion is None or y.device.type == "cpu":
                 check_labels(y, k, "evaluation")
             logits = logits.float()  # (B, K)
-            loss_sum += F.cross_entropy(logits, y, reduction="sum")
-            pred = logits.argmax(dim=1)
-            if confusion is None:
-                confusion = torch.zeros(k, k, dtype=torch.int64, device=plan.device)
-            confusion += torch.bincount(y * k + pred, minlength=k * k).view(k, k)
-            top5 += (logits.topk(min(5, k), dim=1).indices == y[:, None]).any(dim=1).sum()
+            if y.dim() == 2:  # multi-label: (B, K) multi-hot, counted per label
+                if thresholds is None:
+                    thresholds = label_thresholds(model, k, plan.device)
+                loss, counts, pred = multilabel_batch(logits, y, thresholds)
+                loss_sum += loss
+                confusion = counts if confusion is None else confusion + counts
+                y = y.long()  # (B, K) 0/1, as metrics and EvalResult take targets
+            else:
+                loss_sum += F.cross_entropy(logits, y, reduction="sum")
+                pred = logits.argmax(dim=1)
+                if confusion is None:
+                    confusion = torch.zeros(k, k, dtype=torch.int64, device=plan.device)
+                confusion += torch.bincount(y * k + pred, minlength=k * k).view(k, k)
+                top5 += (logits.topk(min(5, k), dim=1).indices == y[:, None]).any(dim=1).sum()
             predictions.append(pred)
             targets.append(y)
-            if keep:
+            if keep or thresholds is not None:  # mAP ranks every image's logits
                 kept.append(logits)
             if per_batch:
                 assert metrics is not None
@@ -136,7 +158,7 @@ def run_eval(
         raise ValueError("the evaluation data is empty.")
     return EvalSums(
         loss_sum, confusion, top5, torch.cat(predictions), torch.cat(targets), nonfinite,
-        torch.cat(kept) if keep else None,
+        torch.cat(kept) if kept else None,
     )  # fmt: skip
 
 
@@ -151,7 +173,8 @@ def reduce_sums(sums: EvalSums, ctx: DistContext, *, per_example: bool = True) -
     if not ctx.enabled:
         return sums
     confusion = all_reduce_sum(sums.confusion.clone(), ctx)
-    size = int(confusion.sum())
+    # The images: every one is counted once in (K, K), and once per label in (K, 2, 2).
+    size = int(confusion[0].sum()) if confusion.dim() == 3 else int(confusion.sum())
     nonfinite = sums.nonfinite_batches
 
     def gathered(values: torch.Tensor | None) -> torch.Tensor | None:
@@ -191,6 +214,10 @@ def evaluate(
     ``world_size``-th image and the counts are summed over the processes: every rank
     returns the same result, which counts each image exactly once.
 
+    Multi-label data (``(N, K)`` multi-hot labels) is measured per label (see
+    :class:`EvalResult`): exact-match accuracy, mean binary cross-entropy, per-label
+    counts at the model card's thresholds, and each label's average precision.
+
     Args:
         model: The classifier (moved to the evaluation device).
         data: An :class:`~visionblocks.data.ImageDataset`, an ``(images, labels)`` pair,
@@ -203,7 +230,8 @@ def evaluate(
             value per channel). Default: what :func:`~visionblocks.train.fit` trained the
             model with, else the data's own.
         metrics: More metrics, as ``fit(metrics=...)`` takes them (built-in names such as
-            ``"macro_f1"``, functions ``fn(logits, targets)``, ``torchmetrics.Metric``
+            ``"macro_f1"``, or ``"map"`` for multi-label data, functions
+            ``fn(logits, targets)``, ``torchmetrics.Metric``
             objects); their values are in ``result.metrics``, equal to what ``fit``
             records as ``val_<name>`` for the same weights and data.
 
@@ -231,8 +259,10 @@ def evaluate(
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-    chosen = resolve_metrics(metrics)
+    check_metrics(metrics)
     check_data(data, "evaluation data")
+    task = _task(model, data)
+    chosen = resolve_metrics(metrics, task=task)
     if stats is not None:
         if not isinstance(stats, tuple | list) or len(stats) != 2:
             raise TypeError(f"stats must be a (mean, std) pair; got {stats!r}.")
@@ -256,6 +286,14 @@ def evaluate(
         model, batches, plan, tta=tta, check_inputs=not is_in_memory(data), metrics=chosen
     )
     sums = reduce_sums(sums, ctx)
+    multilabel = sums.confusion.dim() == 3  # (K, 2, 2) per-label counts
+    if task == "multilabel" and not multilabel:
+        raise ValueError(
+            "the model is multi-label (its card's task), but the evaluation data gave class "
+            "indices; evaluate it on (N, K) multi-hot labels (visionblocks.data.multi_hot)."
+        )
+    if multilabel and task is None:  # a stream's targets, first seen in the pass
+        chosen = resolve_metrics(metrics, task="multilabel")
     chosen.check(sums.confusion.shape[0])
     if sums.nonfinite_batches is not None and int(sums.nonfinite_batches) > 0:
         raise ValueError(
@@ -269,14 +307,44 @@ def evaluate(
             f"precision={precision!r}; check the weights or pass precision='fp32'."
         )
     confusion = sums.confusion.cpu()
-    total = int(confusion.sum())
+    total = int(confusion.sum())  # images, or images x labels
+    predictions, targets = sums.predictions.cpu(), sums.targets.cpu()
+    ap: list[float] | None = None
+    if multilabel:
+        assert sums.logits is not None  # run_eval keeps a multi-label pass's logits
+        accuracy = exact_match(predictions, targets)
+        ap = average_precision(sums.logits, targets)
+    else:
+        accuracy = float(confusion.diagonal().sum()) / total
     return EvalResult(
-        accuracy=float(confusion.diagonal().sum()) / total,
+        accuracy=accuracy,
         loss=float(sums.loss_sum) / total,
         confusion=confusion,
-        predictions=sums.predictions.cpu(),
-        targets=sums.targets.cpu(),
+        predictions=predictions,
+        targets=targets,
         classes=list(getattr(data, "classes", [])) or None,
-        top5_accuracy=top5_accuracy(sums) if confusion.shape[0] >= 5 else None,
+        top5_accuracy=top5_accuracy(sums) if confusion.shape[0] >= 5 and not multilabel else None,
         metrics=chosen.compute(sums),
+        task="multilabel" if multilabel else "multiclass",
+        average_precision=ap,
     )
+
+
+def _task(model: nn.Module, data: DataLike) -> Task | None:
+    """What ``data``'s labels are for, else what the model's card says it predicts, if known.
+
+    Raises:
+        ValueError: A multi-label model (by its card) and class-index labels.
+    """
+    labels = labels_of(data)
+    card = card_of(model)
+    if labels is None:
+        return "multilabel" if card is not None and card.task == "multilabel" else None
+    task = label_task(labels)
+    if card is not None and card.task == "multilabel" and task == "multiclass":
+        raise ValueError(
+            f"the model is multi-label (its card's task), but the evaluation labels are class "
+            f"indices of shape {tuple(labels.shape)}; evaluate it on (N, K) multi-hot labels "
+            f"(visionblocks.data.multi_hot)."
+        )
+    return task

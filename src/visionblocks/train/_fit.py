@@ -37,7 +37,8 @@ from visionblocks.train._ema import EMA, apply_average, make_ema, one_average
 from visionblocks.train._epoch import epoch_modes, make_mixers, run_epoch
 from visionblocks.train._history import History
 from visionblocks.train._loss import Criterion, make_criterion
-from visionblocks.train._metrics import resolve_metrics
+from visionblocks.train._metrics import check_metrics, resolve_metrics
+from visionblocks.train._multilabel import check_task
 from visionblocks.train._optim import default_lr, make_optimizer, make_schedule
 from visionblocks.train._seeding import fresh_seed, seed_everything
 from visionblocks.train._state import RunState
@@ -65,6 +66,7 @@ def fit(
     label_smoothing: float = D.label_smoothing,
     loss: Criterion | str | None = None,
     class_weight: str | torch.Tensor | None = None,
+    task: str | None = None,
     sampler: str | None = None,
     mixup: float = 0.0,
     cutmix: float = 0.0,
@@ -116,7 +118,19 @@ def fit(
             MixUp/CutMix). ``FocalLoss(gamma=...)`` sets another gamma.
         class_weight: Per-class weights of the built-in loss (cross-entropy or focal) for
             imbalanced data: ``"balanced"`` (``n / (K * n_c)``, from the training labels) or
-            a ``(K,)`` tensor.
+            a ``(K,)`` tensor. Multi-label: the weight of each label's positive term
+            (``BCEWithLogitsLoss``'s ``pos_weight``); ``"balanced"`` is negatives /
+            positives of each label.
+        task: ``"multiclass"`` (one class per image: softmax cross-entropy) or
+            ``"multilabel"`` (any set of labels per image: a sigmoid per output,
+            ``BCEWithLogitsLoss``, label smoothing ``e`` training on ``y (1 - e) + e / 2``);
+            ``None`` infers it from the targets: ``(N, K)`` multi-hot labels (float or
+            bool, e.g. :func:`~visionblocks.data.multi_hot`, or a labels file with a
+            ``tags`` column) are multi-label, class indices multi-class. A multi-label run
+            validates exact-match ``val_acc`` and mean average precision ``val_map``
+            (``metrics`` adds ``"macro_f1"``, ``"per_label_ap"``, ``"per_label_f1"``), and
+            its card records ``task`` and each label's threshold (0.5) for ``predict``;
+            ``loss="focal"`` and ``sampler`` are for multi-class targets only.
         sampler: ``"balanced"``: draw each training epoch class-balanced (every class
             equally likely, images with replacement, as many as the data has; seeded, so
             resume replays it): see :class:`~visionblocks.data.LoaderOptions`. ``None``:
@@ -205,10 +219,10 @@ def fit(
         epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
         warmup=warmup, label_smoothing=label_smoothing, mixup=mixup, cutmix=cutmix,
         grad_clip=grad_clip, ema=ema, accumulate=accumulate, val_every=val_every, loss=loss,
-        class_weight=class_weight, callbacks=callbacks,
+        class_weight=class_weight, callbacks=callbacks, task=task,
     )  # fmt: skip
     averaging = one_average(ema, callbacks)
-    measured = resolve_metrics(metrics, always=True)
+    check_metrics(metrics, task)  # names of the task, or of either before the targets are seen
     check_data(train, "training data")
     if val is not None:
         check_data(val, "validation data")
@@ -230,14 +244,17 @@ def fit(
         mean, std = normalization or stats_of(val) or (None, None)
         val_loading = replace(loading, batch_size=max(batch_size, 512), mean=mean, std=std)
         val_batches = make_batches(val, val_loading, train=False)
-    num_classes = check_model_fits_data(model, train, train_batches, val=val)
+    num_classes, found = check_model_fits_data(
+        model, train, train_batches, val=val, task=check_task(task)
+    )
+    measured = resolve_metrics(metrics, always=True, task=found)
     measured.check(num_classes)
     name = optimizer.lower() if isinstance(optimizer, str) else "custom"
     peak_lr = lr if lr is not None else default_lr(name, batch_size * accumulate)
     card_for_data(model, train, num_classes=num_classes, training={
         "epochs": epochs, "batch_size": batch_size * accumulate, "optimizer": name,
         "lr": peak_lr, "seed": seed, "data": getattr(train, "name", type(train).__name__),
-    }, stats=normalization)  # fmt: skip
+    }, stats=normalization, task=found)  # fmt: skip
     notes: list[str] = []
     if sync_batchnorm:
         model, note = convert_sync_batchnorm(model, dist)
@@ -253,7 +270,7 @@ def fit(
     scaler = torch.amp.GradScaler(plan.device.type, enabled=plan.needs_grad_scaler)
     run = RunState(
         model, opt, sched, scaler, plan, dist,
-        callbacks=callbacks, seed=seed, num_classes=num_classes, progress=progress,
+        callbacks=callbacks, seed=seed, num_classes=num_classes, task=found, progress=progress,
         ema=make_ema(model, averaging) if averaging is not None else None,
     )  # fmt: skip
     if saved is not None:
@@ -262,7 +279,8 @@ def fit(
     run.net = wrap_model(model, plan, dist, compile=compile)
     criterion = make_criterion(
         loss, label_smoothing=label_smoothing, class_weight=class_weight,
-        labels=dataset_labels(train), num_classes=num_classes, device=plan.device,
+        labels=dataset_labels(train) if isinstance(class_weight, str) else None,
+        num_classes=num_classes, device=plan.device, task=found,
     )  # fmt: skip
     n_params = sum(p.numel() for p in model.parameters())
     run.log(

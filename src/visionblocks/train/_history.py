@@ -164,6 +164,14 @@ class EvalResult:
     Per-class precision, recall and F1 are computed from the confusion matrix as
     scikit-learn's ``precision_recall_fscore_support`` does (0 where undefined).
 
+    For multi-label data (``task == "multilabel"``) the per-class values are per label,
+    from the labels predicted at the model card's thresholds: ``accuracy`` is the
+    exact-match ratio (every label of an image right), ``loss`` the mean binary
+    cross-entropy, ``confusion`` the ``(K, 2, 2)`` counts ``[[tn, fp], [fn, tp]]`` of
+    each label (scikit-learn's ``multilabel_confusion_matrix``), ``predictions`` and
+    ``targets`` ``(N, K)`` 0/1, ``support`` each label's positives, and
+    ``average_precision`` each label's AP (:attr:`mean_average_precision` their mean).
+
     Attributes:
         accuracy: Top-1 accuracy, a fraction in [0, 1].
         loss: Mean cross-entropy.
@@ -175,6 +183,9 @@ class EvalResult:
             ``None`` with fewer than 5 classes (where it would always be 1).
         metrics: The values of ``evaluate(metrics=...)``, by name (``{"macro_f1": ...}``;
             per-class recall as ``recall_0``, ``recall_1``, ...).
+        task: ``"multiclass"`` or ``"multilabel"`` (what the data's labels are).
+        average_precision: Multi-label: the average precision of each label (NaN for a
+            label without a positive example); ``None`` for multi-class data.
 
     Example:
         >>> confusion = torch.tensor([[3, 1], [0, 2]])
@@ -191,17 +202,35 @@ class EvalResult:
     classes: list[str] | None = None
     top5_accuracy: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    task: str = "multiclass"
+    average_precision: list[float] | None = None
 
     @property
     def support(self) -> list[int]:
-        """Examples of each true class."""
+        """Examples of each true class (multi-label: images with each label)."""
+        if self.task == "multilabel":
+            return [int(v) for v in self.confusion[:, 1, :].sum(dim=1)]  # fn + tp
         return [int(v) for v in self.confusion.sum(dim=1)]
 
     @property
     def per_class_accuracy(self) -> list[float]:
-        """Accuracy on each true class (its recall; NaN for classes not present)."""
+        """Accuracy on each true class (its recall; NaN for classes not present).
+
+        Multi-label: the share of images whose label ``k`` is predicted right (present
+        or absent).
+        """
         c = self.confusion.double()
+        if self.task == "multilabel":
+            return ((c[:, 0, 0] + c[:, 1, 1]) / c[0].sum()).tolist()
         return (c.diagonal() / c.sum(dim=1)).tolist()
+
+    @property
+    def mean_average_precision(self) -> float | None:
+        """Multi-label: mean of :attr:`average_precision` over the labels present (mAP)."""
+        if self.average_precision is None:
+            return None
+        present = [v for v in self.average_precision if not math.isnan(v)]
+        return sum(present) / len(present) if present else math.nan
 
     @property
     def recall(self) -> list[float]:
@@ -226,10 +255,17 @@ class EvalResult:
     @property
     def balanced_accuracy(self) -> float:
         """Mean recall over the classes present (scikit-learn's ``balanced_accuracy_score``)."""
+        if self.task == "multilabel":
+            raise ValueError(
+                "balanced accuracy is a multi-class metric; for multi-label results read "
+                "mean_average_precision, macro_f1 or the per-label recall."
+            )
         return balanced_accuracy(self.confusion)
 
     def __str__(self) -> str:
         names = self.classes or [str(i) for i in range(self.confusion.shape[0])]
+        if self.task == "multilabel":
+            return self._multilabel_table(names)
         width = max(max(len(n) for n in names), 5)
         top5 = f"  top-5 {self.top5_accuracy:.2%}" if self.top5_accuracy is not None else ""
         rows = [
@@ -244,4 +280,20 @@ class EvalResult:
                 self.support, strict=True,
             )
         ]  # fmt: skip
+        return "\n".join(rows)
+
+    def _multilabel_table(self, names: list[str]) -> str:
+        width = max(max(len(n) for n in names), 5)
+        ap = self.average_precision or [math.nan] * len(names)
+        rows = [
+            f"exact match {self.accuracy:.2%}  mAP {self.mean_average_precision:.4f}  "
+            f"macro F1 {self.macro_f1:.4f}  loss {self.loss:.4f}",
+            f"  {'label':<{width}}  {'AP':>7}  {'prec':>7}  {'recall':>7}  {'F1':>7}  {'n':>6}",
+        ]
+        rows += [
+            f"  {n:<{width}}  {a:7.4f}  {p:7.2%}  {r:7.2%}  {f:7.4f}  {s:6d}"
+            for n, a, p, r, f, s in zip(
+                names, ap, self.precision, self.recall, self.f1, self.support, strict=True
+            )
+        ]
         return "\n".join(rows)

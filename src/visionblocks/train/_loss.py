@@ -5,7 +5,8 @@ of Lin et al. (https://arxiv.org/abs/1708.02002): cross-entropy with each term s
 ``(1 - p)^gamma``, so the examples the model already gets right (``p`` near 1) weigh
 little and the hard ones, often the rare classes', dominate the gradient. Both take
 class weights and label smoothing the same way, and targets as class indices or, with
-MixUp/CutMix, as class probabilities.
+MixUp/CutMix, as class probabilities. Multi-label targets train with ``BCEWithLogitsLoss``
+instead (``_multilabel``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from visionblocks.train._multilabel import MultilabelBCE, balanced_pos_weight
 
 __all__ = [
     "LOSSES",
@@ -269,8 +272,12 @@ def make_criterion(
     labels: torch.Tensor | None,
     num_classes: int,
     device: torch.device,
+    task: str = "multiclass",
 ) -> Criterion:
     """The loss ``fit`` minimizes: ``loss`` if given, else (weighted) label-smoothed cross-entropy.
+
+    With ``task="multilabel"`` the built-in loss is ``BCEWithLogitsLoss`` with label
+    smoothing (``MultilabelBCE``), the class weights its ``pos_weight``; focal loss is refused.
 
     ``loss`` receives float32 logits ``(B, K)`` and targets that are class indices ``(B,)``,
     or class probabilities ``(B, K)`` with MixUp/CutMix. ``"focal"`` is
@@ -279,6 +286,10 @@ def make_criterion(
     ``class_weight`` are those :func:`check_loss_arguments` accepted (``fit`` checks them
     first).
     """
+    if task == "multilabel":
+        return _multilabel_criterion(
+            loss, label_smoothing, class_weight, labels, num_classes, device
+        )
     weight = _class_weight(class_weight, labels, num_classes)
     if loss == "focal":
         return FocalLoss(weight=weight, label_smoothing=label_smoothing).to(device)
@@ -293,6 +304,46 @@ def make_criterion(
     return nn.CrossEntropyLoss(
         weight=None if weight is None else weight.to(device), label_smoothing=label_smoothing
     )
+
+
+def _multilabel_criterion(
+    loss: Criterion | str | None,
+    label_smoothing: float,
+    class_weight: str | torch.Tensor | None,
+    labels: torch.Tensor | None,
+    num_classes: int,
+    device: torch.device,
+) -> Criterion:
+    """A multi-label run's loss: ``loss`` as given, else BCE with ``pos_weight`` and smoothing."""
+    if loss == "focal" or isinstance(loss, FocalLoss):
+        raise ValueError(
+            "loss='focal' is the softmax focal loss of one class per image, but the targets "
+            "are multi-label, trained with BCEWithLogitsLoss: drop loss=, or pass a criterion "
+            "(logits, targets) -> loss, e.g. one built on torchvision.ops.sigmoid_focal_loss."
+        )
+    if isinstance(loss, str):  # pragma: no cover - check_loss_arguments accepts only LOSSES
+        raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}.")
+    if loss is not None:
+        if isinstance(loss, nn.Module):
+            loss.to(device)
+        return loss
+    pos_weight: torch.Tensor | None = None
+    if isinstance(class_weight, str):  # "balanced": negatives / positives of each label
+        if labels is None:
+            raise ValueError(
+                "class_weight='balanced' counts the training labels, which this data does not "
+                "give without loading it (a Dataset needs a .targets attribute); pass a tensor "
+                "of per-label weights instead."
+            )
+        pos_weight = balanced_pos_weight(labels)
+    elif class_weight is not None:
+        pos_weight = torch.as_tensor(class_weight, dtype=torch.float32)
+        if pos_weight.shape != (num_classes,):
+            raise ValueError(
+                f"class_weight must hold {num_classes} weights (one per label, the loss's "
+                f"pos_weight); got shape {tuple(pos_weight.shape)}."
+            )
+    return MultilabelBCE(label_smoothing=label_smoothing, pos_weight=pos_weight).to(device)
 
 
 def _class_weight(

@@ -55,8 +55,9 @@ MetricFn: TypeAlias = Callable[[torch.Tensor, torch.Tensor], "float | torch.Tens
 
 
 # --------------------------------------------------------------------------- formulas
-# On a (K, K) confusion matrix, rows true classes, columns predictions; float64 on the
-# CPU; 0 where a ratio is undefined, as scikit-learn's zero_division=0.
+# On a (K, K) confusion matrix, rows true classes, columns predictions, or on the (K, 2, 2)
+# per-label counts [[tn, fp], [fn, tp]] of multi-label outputs (see _multilabel); float64
+# on the CPU; 0 where a ratio is undefined, as scikit-learn's zero_division=0.
 
 
 def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> list[float]:
@@ -64,14 +65,24 @@ def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> list[float]:
     return torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num)).tolist()
 
 
+def _tp_fp_fn(confusion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(K,)`` true positives, false positives and false negatives of each class or label."""
+    if confusion.dim() == 3:  # (K, 2, 2) per-label counts
+        return confusion[:, 1, 1], confusion[:, 0, 1], confusion[:, 1, 0]
+    tp = confusion.diagonal()
+    return tp, confusion.sum(dim=0) - tp, confusion.sum(dim=1) - tp
+
+
 def per_class_recall(confusion: torch.Tensor) -> list[float]:
     """Per class: correct / examples of the class (0 for a class with no examples)."""
-    return _ratio(confusion.diagonal(), confusion.sum(dim=1))
+    tp, _, fn = _tp_fp_fn(confusion)
+    return _ratio(tp, tp + fn)
 
 
 def per_class_precision(confusion: torch.Tensor) -> list[float]:
     """Per class: correct / examples predicted as the class (0 if never predicted)."""
-    return _ratio(confusion.diagonal(), confusion.sum(dim=0))
+    tp, fp, _ = _tp_fp_fn(confusion)
+    return _ratio(tp, tp + fp)
 
 
 def per_class_f1(confusion: torch.Tensor) -> list[float]:
@@ -79,8 +90,8 @@ def per_class_f1(confusion: torch.Tensor) -> list[float]:
 
     0 where the class is neither present nor predicted (scikit-learn's ``zero_division=0``).
     """
-    tp = confusion.diagonal()
-    return _ratio(2 * tp, confusion.sum(dim=0) + confusion.sum(dim=1))
+    tp, fp, fn = _tp_fp_fn(confusion)
+    return _ratio(2 * tp, 2 * tp + fp + fn)
 
 
 def macro_f1(confusion: torch.Tensor) -> float:
@@ -284,16 +295,44 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
-def _builtin(name: str) -> Metric:
+def _registry(task: str) -> tuple[dict[str, Metric], dict[str, str], tuple[str, ...]]:
+    """The built-ins of ``task`` by name, their aliases, and those ``fit`` always records."""
+    if task != "multilabel":
+        return _BY_NAME, _ALIASES, _ALWAYS
+    # Imported here: _multilabel builds its metrics on this module's Metric.
+    from visionblocks.train._multilabel import MULTILABEL_ALIASES, multilabel_metrics
+
+    by_name = {"loss": _BY_NAME["loss"], **{m.name: m for m in multilabel_metrics()}}
+    return by_name, MULTILABEL_ALIASES, ("loss", "accuracy", "map")
+
+
+def _builtin(name: str, task: str | None) -> Metric:
     key = name.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key in _BY_NAME:
-        return _BY_NAME[key]
-    close = difflib.get_close_matches(key, [*BUILTIN_METRICS, *_ALIASES], n=1, cutoff=0.6)
+    tasks = ("multiclass", "multilabel") if task is None else (task,)
+    for each in tasks:
+        by_name, aliases, _ = _registry(each)
+        found = by_name.get(aliases.get(key, key))
+        if found is not None:
+            return found
+    known = [n for each in tasks for n in _registry(each)[0] if n != "loss"]
+    spellings = [*known, *(a for each in tasks for a in _registry(each)[1])]
+    close = difflib.get_close_matches(key, spellings, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
+    other_task = {"multiclass": "multilabel", "multilabel": "multiclass"}.get(task or "")
+    if other_task is not None:
+        other_names, other_aliases, _ = _registry(other_task)
+        if other_aliases.get(key, key) not in other_names:
+            other_task = None
+    if other_task is not None:
+        other = "multi-label" if other_task == "multilabel" else "multi-class"
+        raise ValueError(
+            f"metrics has {name!r}, a {other} metric, but the targets are "
+            f"{'multi-label' if task == 'multilabel' else 'multi-class'}; the built-in "
+            f"metrics here are {', '.join(dict.fromkeys(known))}."
+        )
     raise ValueError(
         f"metrics has an unknown name {name!r}{hint}; the built-in metrics are "
-        f"{', '.join(BUILTIN_METRICS)}; or pass a function fn(logits, targets) or a "
+        f"{', '.join(dict.fromkeys(known))}; or pass a function fn(logits, targets) or a "
         f"torchmetrics.Metric."
     )
 
@@ -327,8 +366,12 @@ def _user(item: object, index: int) -> Metric:
             f"metrics[{index}] is named {name!r}; a metric's name starts with a letter and "
             f"has only letters, digits and _ (it becomes a column, val_<name>)."
         )
-    taken = {*BUILTIN_METRICS, *_ALIASES, *(k for m in _BUILTINS for k in m.keys(1))}
-    if name.lower() in taken or re.fullmatch(r"recall_\d+", name):
+    multilabel, aliases, _ = _registry("multilabel")
+    taken = {
+        *BUILTIN_METRICS, *_ALIASES, *(k for m in _BUILTINS for k in m.keys(1)),
+        *multilabel, *aliases, *(k for m in multilabel.values() for k in m.keys(1)),
+    }  # fmt: skip
+    if name.lower() in taken or re.fullmatch(r"(recall|ap|f1)_\d+", name):
         raise ValueError(
             f"metrics[{index}] is named {name!r}, a built-in metric's name; name it otherwise."
         )
@@ -403,14 +446,19 @@ class MetricSet:
         return values
 
 
-def resolve_metrics(metrics: object, *, always: bool = False) -> MetricSet:
+def resolve_metrics(
+    metrics: object, *, always: bool = False, task: str | None = "multiclass"
+) -> MetricSet:
     """The :class:`MetricSet` that ``metrics`` asks for, checked (before any data is read).
 
     ``metrics`` is ``None``, one metric, a comma-separated string of built-in names, or a
     sequence of metrics: built-in names, functions ``fn(logits, targets)``,
     ``torchmetrics.Metric`` objects and ``(name, function or torchmetrics.Metric)``
     pairs. ``always`` puts ``loss`` and ``accuracy`` first (``fit``'s validation records
-    them in every run). A metric asked for twice counts once.
+    them in every run; a multi-label run ``map`` too). A metric asked for twice counts
+    once. ``task`` picks the built-ins: ``"multiclass"`` or ``"multilabel"`` (see
+    ``_multilabel``); ``None`` accepts the names of either (to check them before the
+    targets are seen) and gives the multi-class ones.
 
     Raises:
         ValueError: An unknown built-in name (the message lists the known ones), a
@@ -428,10 +476,16 @@ def resolve_metrics(metrics: object, *, always: bool = False) -> MetricSet:
     else:
         items = [metrics]
     chosen: dict[str, Metric] = {}
+    by_name, _, first = _registry(task or "multiclass")
     if always:
-        chosen.update((name, _BY_NAME[name]) for name in _ALWAYS)
+        chosen.update((name, by_name[name]) for name in first)
     for index, item in enumerate(items):
-        metric = _builtin(item) if isinstance(item, str) else _user(item, index)
+        if isinstance(item, str):
+            metric = _builtin(item, task)
+            if task is None:  # a name of either task, checked; the multi-class set's
+                metric = by_name.get(metric.name, metric)
+        else:
+            metric = _user(item, index)
         if metric.name in chosen and chosen[metric.name] is not metric:
             raise ValueError(
                 f"metrics has two metrics named {metric.name!r}; name them apart with "
@@ -441,10 +495,12 @@ def resolve_metrics(metrics: object, *, always: bool = False) -> MetricSet:
     return MetricSet(tuple(chosen.values()))
 
 
-def check_metrics(metrics: object) -> None:
+def check_metrics(metrics: object, task: str | None = None) -> None:
     """Refuse what ``fit(metrics=...)`` and ``evaluate(metrics=...)`` cannot compute.
 
     ``fit`` runs it first; the command line runs it on ``--metrics`` before reading data.
+    ``task``: ``"multiclass"`` or ``"multilabel"`` when the targets are known, else
+    ``None``: a built-in name of either task passes.
 
     Raises:
         ValueError: An unknown name (the message lists the built-in ones), a bad or
@@ -459,7 +515,7 @@ def check_metrics(metrics: object) -> None:
         ...     print(str(err).split(";")[0])
         metrics has an unknown name 'macro_f' (did you mean 'macro_f1'?)
     """
-    resolve_metrics(metrics)
+    resolve_metrics(metrics, task=task)
 
 
 def known_mode(key: str) -> MetricMode | None:
@@ -479,6 +535,7 @@ def known_mode(key: str) -> MetricMode | None:
     if phase == "train":
         train: dict[str, MetricMode] = {"loss": "min", "acc": "max"}
         return train.get(rest)
-    if re.fullmatch(r"recall_\d+", rest):
+    if re.fullmatch(r"(recall|ap|f1)_\d+", rest):
         return "max"
-    return next((m.mode for m in _BUILTINS if rest in m.keys(1)), None)
+    every = (*_BUILTINS, *_registry("multilabel")[0].values())
+    return next((m.mode for m in every if rest in m.keys(1)), None)

@@ -54,6 +54,8 @@ class RunState:
         callbacks: The run's callbacks, in call order.
         seed: The run's seed.
         num_classes: Outputs of the model (what MixUp/CutMix one-hot encode to).
+        task: What the targets are: ``"multiclass"`` (class indices) or ``"multilabel"``
+            (multi-hot rows).
         epoch: The current epoch (1-based; 0 before the first).
         step: Optimizer steps taken so far (the hooks' ``step`` counts from 1).
         step_loss: The loss of the last micro-batch, a 0-d tensor on the device (reading
@@ -88,6 +90,7 @@ class RunState:
         callbacks: Sequence[Callback] = (),
         seed: int = 0,
         num_classes: int = 0,
+        task: str = "multiclass",
         ema: AveragedModel | None = None,
         progress: bool | Literal["lines"] = True,
     ) -> None:
@@ -102,6 +105,7 @@ class RunState:
         self.callbacks = list(callbacks)
         self.seed = seed
         self.num_classes = num_classes
+        self.task = task
         self.ema = ema
         self.progress = progress is True and dist.is_main  # progress bars
         self.lines = progress in (True, "lines") and dist.is_main  # plan and epoch lines
