@@ -31,6 +31,8 @@ TINY = {
         *("--per-class", "40", "--epochs", "3", "--pretrain-epochs", "2"),
         *("--no-progress", "--out", "{out}"),
     ],
+    # The service 10_serve_onnx.py imports and runs (tests/test_bundle.py runs it alone).
+    "onnx_service.py": ["--help"],
 }
 # What each of the lab's exercises must leave in --out (with matplotlib installed).
 OUTPUTS = {
@@ -45,6 +47,7 @@ WRITES = {
     "07_architecture_search.py": {"trials.csv"},
     "08_own_images.py": {"backbone.pt", "model.pt", "images"},
     "09_photos.py": {"photos", "held_out"},
+    "10_serve_onnx.py": {"model.pt", "model.onnx", "model.onnx.json", "images", "predict.csv"},
 }
 
 

@@ -10,8 +10,15 @@ largest absolute difference from the PyTorch model is returned
 (``tests/test_export.py`` holds every registered model to 1e-4, at batch sizes 1 and 7).
 
 The model's :class:`~visionblocks.ModelCard` (class names, normalization, input shape)
-travels with the file: as the ``visionblocks`` entry of the ONNX metadata and as the
-``visionblocks.json`` extra file of a ``.pt2`` archive, both JSON.
+travels with the file: as the ``visionblocks`` entry of the ONNX metadata, as the
+``visionblocks.json`` extra file of a ``.pt2`` archive, and as a JSON file beside every
+export (``model.onnx.json`` next to ``model.onnx``), the same JSON in each place. Besides
+the card's fields it spells out what a program without visionblocks needs to use the
+file (:func:`bundle_card`): the graph's input and output names and shapes, the Pillow
+mode, resize rule, size and normalization that reproduce
+:func:`~visionblocks.predict`'s preprocessing, and the label of every output.
+``examples/onnx_service.py`` serves predictions from it with onnxruntime, numpy and
+Pillow alone, and agrees with ``visionblocks predict``.
 
 A ``.safetensors`` export is no compiled graph: it is the model file
 :func:`~visionblocks.save_checkpoint` writes (weights as tensors, the card as JSON in the
@@ -38,14 +45,33 @@ from torch import nn
 
 from visionblocks._paths import check_output_file
 from visionblocks.inference import load_model, model_card
+from visionblocks.model_file import atomic_write_text
 from visionblocks.train import save_checkpoint
 
-__all__ = ["FORMATS", "METADATA_KEY", "ExportResult", "export"]
+__all__ = [
+    "BUNDLE_VERSION",
+    "FORMATS",
+    "INPUT_NAME",
+    "METADATA_KEY",
+    "OUTPUT_NAME",
+    "ExportResult",
+    "bundle_card",
+    "card_path_for",
+    "export",
+    "input_shape_of",
+    "quantized_layer",
+]
 
 FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".safetensors": "safetensors"}
 """File suffix -> export format."""
 METADATA_KEY = "visionblocks"
 """Name of the JSON model card in an ONNX file's metadata (``visionblocks.json`` in a .pt2)."""
+INPUT_NAME = "images"
+"""Name of the ONNX graph's input: float32 images ``(batch, C, H, W)``, normalized."""
+OUTPUT_NAME = "logits"
+"""Name of the ONNX graph's output: float32 logits ``(batch, num_classes)``."""
+BUNDLE_VERSION = 1
+"""Version of the JSON card's layout beside an export (``bundle_version`` in it)."""
 _NAMES = ", ".join(repr(f) for f in FORMATS.values())  # for messages: 'onnx', 'pt2', ...
 _TRACE_BATCH = 2  # torch.export specializes sizes 0 and 1, so the example batch has 2 images
 
@@ -62,6 +88,8 @@ class ExportResult:
             safetensors) and of the PyTorch model on a random batch.
         batch_size: Images in that batch.
         input_shape: ``(C, H, W)`` the model was exported for (the batch size is dynamic).
+        card_path: The JSON card written beside the file (its name with ``.json``
+            added), or ``None`` for a result built without one.
 
     Example:
         >>> print(ExportResult(Path("m.onnx"), "onnx", 1.5e-6, 8, (3, 32, 32)))
@@ -73,6 +101,7 @@ class ExportResult:
     max_abs_diff: float
     batch_size: int
     input_shape: tuple[int, int, int]
+    card_path: Path | None = None
 
     def __str__(self) -> str:
         return (
@@ -93,8 +122,11 @@ def export(
 
     The batch dimension is dynamic; channels, height and width are fixed to
     ``input_shape``. The exported model takes normalized float32 images, as the
-    PyTorch model does (the stored statistics travel in the file's metadata). After
-    writing, the file is loaded back and run on ``batch_size`` random images. A
+    PyTorch model does (the stored statistics travel in the file's metadata). Beside
+    the file goes its JSON card (``model.onnx.json`` for ``model.onnx``): the model card,
+    the graph's input and output names, the preprocessing and the labels, for a program
+    without visionblocks (see :doc:`/deployment`).
+    After writing, the file is loaded back and run on ``batch_size`` random images. A
     safetensors file is the model file ``save_checkpoint`` writes (no graph), which
     :func:`~visionblocks.load_model` rebuilds without unpickling anything.
 
@@ -102,7 +134,8 @@ def export(
         model_or_path: A model, or the path of a model file (see :func:`~visionblocks.load_model`).
             It is exported in eval mode, in float32, on the CPU (a copy is made of a model
             on another device); its training mode is restored afterwards.
-        path: The file to write; parent folders are created.
+        path: The file to write; parent folders are created. Its JSON card is written to
+            ``path`` with ``.json`` added.
         format: ``"onnx"``, ``"pt2"`` or ``"safetensors"`` (whose file must be named
             ``*.safetensors``); by default taken from the suffix of ``path`` (``.onnx``,
             ``.pt2``, ``.safetensors``).
@@ -111,7 +144,8 @@ def export(
         batch_size: Images in the verification batch.
 
     Returns:
-        The :class:`ExportResult`, with the largest difference from PyTorch.
+        The :class:`ExportResult`, with the largest difference from PyTorch and the path
+        of the JSON card.
 
     Raises:
         ValueError: Unknown format, a suffix that contradicts ``format``, a ``path`` that
@@ -127,8 +161,8 @@ def export(
     Example:
         >>> import tempfile, visionblocks as vb
         >>> result = export(vb.simple_cnn(), f"{tempfile.mkdtemp()}/simple.pt2")
-        >>> result.format, result.max_abs_diff < 1e-4
-        ('pt2', True)
+        >>> result.format, result.max_abs_diff < 1e-4, result.card_path.name
+        ('pt2', True, 'simple.pt2.json')
         >>> result = export(vb.simple_cnn(), f"{tempfile.mkdtemp()}/simple.safetensors")
         >>> result.format, result.max_abs_diff < 1e-6
         ('safetensors', True)
@@ -138,11 +172,12 @@ def export(
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
     read = [] if isinstance(model_or_path, nn.Module) else [model_or_path]
     target = check_output_file(path, "path", inputs=read)
+    card_path = check_output_file(card_path_for(target), "the JSON card", inputs=read)
     if fmt == "onnx":
         _require_onnx()
     model = model_or_path if isinstance(model_or_path, nn.Module) else load_model(model_or_path)
     _check_not_quantized(model)
-    shape = _input_shape(model, input_shape)
+    shape = input_shape_of(model, input_shape)
     param = next(model.parameters(), None)
     if param is not None and (param.device.type != "cpu" or param.dtype != torch.float32):
         # Exported for the CPU in float32; the caller's model stays where it is.
@@ -162,20 +197,126 @@ def export(
                 f"{type(model).__name__} returns a {kind}{count}, but export needs a model "
                 f"that returns one logits tensor (B, num_classes); return only the logits."
             )
+        card = json.dumps(
+            bundle_card(model, shape, fmt, target.name, num_outputs=expected.shape[-1]),
+            indent=1, default=str,
+        )  # fmt: skip
         if program is None:
             actual = _write_safetensors(model, target, check)
         elif fmt == "onnx":
-            _write_onnx(program, target, _card_json(model, shape))
+            _write_onnx(program, target, card)
             actual = _run_onnx(target, check)
         else:
-            card = _card_json(model, shape)
             torch.export.save(program, target, extra_files={"visionblocks.json": card})
             with torch.no_grad():
                 actual = torch.export.load(target).module()(check)
+        atomic_write_text(card + "\n", card_path)
     finally:
         model.train(was_training)
     difference = float((actual - expected).abs().max()) if expected.numel() else 0.0
-    return ExportResult(target, fmt, difference, batch_size, shape)
+    return ExportResult(target, fmt, difference, batch_size, shape, card_path)
+
+
+def card_path_for(path: str | os.PathLike[str]) -> Path:
+    """Where :func:`export` writes the JSON card of the file ``path``: ``path`` + ``.json``.
+
+    Example:
+        >>> card_path_for("runs/model.onnx").as_posix()
+        'runs/model.onnx.json'
+    """
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def bundle_card(
+    model: nn.Module,
+    shape: tuple[int, int, int],
+    fmt: str,
+    file: str,
+    *,
+    num_outputs: int,
+) -> dict[str, Any]:
+    """The JSON card :func:`export` writes: the model card, and how to use the exported file.
+
+    The fields of :meth:`~visionblocks.ModelCard.to_dict` come first (``classes``,
+    ``mean``, ``std``, ``resize``, ...: ``None`` where the card does not say), then
+    ``input_shape`` and what a program needs that has only this JSON, the exported file,
+    numpy and Pillow:
+
+    * ``input`` / ``output``: the ONNX graph's names (``None`` for ``.pt2`` and
+      safetensors, which take the images positionally), shapes and dtype;
+    * ``preprocessing``: the Pillow ``mode`` to convert to (``"L"`` or ``"RGB"``, R-G-B
+      order), the ``resize`` rule with the ``size`` ``[H, W]``, and the ``mean`` and
+      ``std`` that ``(pixels / 255 - mean) / std`` uses: what :func:`~visionblocks.predict`
+      does (statistics 0 and 1 for a model without them, as predict uses it), spelled
+      out in ``steps``;
+    * ``labels``: the name of each output, in order (the class names, else the indices).
+
+    Example:
+        >>> import visionblocks as vb
+        >>> model = vb.simple_cnn(num_classes=2, in_channels=1, image_size=28)
+        >>> card = bundle_card(model, (1, 28, 28), "onnx", "m.onnx", num_outputs=2)
+        >>> card["input"]["name"], card["preprocessing"]["mode"], card["labels"]
+        ('images', 'L', ['0', '1'])
+    """
+    found = model_card(model)
+    fields: dict[str, Any] = found.to_dict() if found is not None else {}
+    channels, height, width = shape
+    stats = found.stats if found is not None else None
+    mean, std = stats or ((0.0,) * channels, (1.0,) * channels)
+    classes = found.classes if found is not None else None
+    rule = found.resize if found is not None else "squash"
+    onnx = fmt == "onnx"
+    fields.update(
+        input_shape=list(shape),
+        bundle_version=BUNDLE_VERSION,
+        format=fmt,
+        file=file,
+        input={
+            "name": INPUT_NAME if onnx else None,
+            "shape": ["batch", channels, height, width],
+            "dtype": "float32",
+        },
+        output={
+            "name": OUTPUT_NAME if onnx else None,
+            "shape": ["batch", num_outputs],
+            "dtype": "float32",
+        },
+        preprocessing={
+            "mode": {1: "L", 3: "RGB"}.get(channels),
+            "resize": rule,
+            "size": [height, width],
+            "mean": list(mean),
+            "std": list(std),
+            "steps": _steps(channels, rule),
+        },
+        labels=list(classes) if classes is not None else [str(k) for k in range(num_outputs)],
+    )
+    return fields
+
+
+def _steps(channels: int, rule: str) -> list[str]:
+    """What :func:`~visionblocks.predict` does to an image file, as instructions."""
+    if channels == 1:
+        mode = "convert it to Pillow mode 'L' (grayscale: ITU-R 601-2 luma)"
+    elif channels == 3:
+        mode = "convert it to Pillow mode 'RGB' (palette images through 'RGBA')"
+    else:
+        mode = f"bring it to {channels} channels as the model was trained"
+    if rule == "squash":
+        resize = "resize it to size [H, W] with Pillow's BILINEAR (aspect ratio not kept)"
+    else:
+        resize = (
+            "scale it by the larger of H/h and W/w (sides truncated to ints, never below H "
+            "and W) with Pillow's BILINEAR, then cut the centre [H, W] (offsets rounded)"
+        )
+    return [
+        "open the image with Pillow and apply its EXIF orientation (ImageOps.exif_transpose)",
+        mode,
+        resize,
+        "x = (pixels / 255 - mean) / std per channel, as float32 (1, C, H, W)",
+        "run the model; the softmax of its logits are the probabilities of labels, in order",
+    ]
 
 
 def _format_of(path: Path, format: str | None) -> str:
@@ -213,9 +354,20 @@ def _require_onnx() -> None:
         )
 
 
-def _input_shape(
-    model: nn.Module, input_shape: tuple[int, int, int] | None
+def input_shape_of(
+    model: nn.Module, input_shape: tuple[int, int, int] | None = None
 ) -> tuple[int, int, int]:
+    """``input_shape`` checked, else the card's image shape, else ``default_input_size``.
+
+    Raises:
+        ValueError: None of them is known, the shape is not ``(C, H, W)``, or the model
+            takes another number of channels.
+
+    Example:
+        >>> import visionblocks as vb
+        >>> input_shape_of(vb.resnet20(in_channels=1))
+        (1, 32, 32)
+    """
     card = model_card(model)
     shape = input_shape or (card.image_shape if card is not None else None)
     shape = shape or getattr(model, "default_input_size", None)
@@ -258,15 +410,29 @@ _QUANTIZED_NAMESPACES = (
 )
 
 
-def _check_not_quantized(model: nn.Module) -> None:
+def quantized_layer(model: nn.Module) -> str | None:
+    """The name of the first INT8 (quantized) layer of ``model``, or ``None`` if it has none.
+
+    Example:
+        >>> import visionblocks as vb
+        >>> quantized_layer(vb.resnet20()) is None
+        True
+    """
     for name, module in model.named_modules():
         if type(module).__module__.startswith(_QUANTIZED_NAMESPACES):
-            raise ValueError(
-                f"{type(model).__name__} has INT8 (quantized) layers, e.g. {name!r} "
-                f"({type(module).__name__}), and export of quantized models is not supported "
-                f"(in no format: {_NAMES}); export the float model and quantize the exported "
-                f"copy in its runtime (e.g. onnxruntime.quantization)."
-            )
+            return str(name)
+    return None
+
+
+def _check_not_quantized(model: nn.Module) -> None:
+    name = quantized_layer(model)
+    if name is not None:
+        raise ValueError(
+            f"{type(model).__name__} has INT8 (quantized) layers, e.g. {name!r} "
+            f"({type(model.get_submodule(name)).__name__}), and export of quantized models is "
+            f"not supported (in no format: {_NAMES}); export the float model and quantize the "
+            f"exported copy in its runtime (e.g. onnxruntime.quantization)."
+        )
 
 
 def _cpu_float_copy(model: nn.Module) -> nn.Module:
@@ -314,14 +480,6 @@ def _capture(model: nn.Module, shape: tuple[int, int, int]) -> torch.export.Expo
         ) from err
 
 
-def _card_json(model: nn.Module, shape: tuple[int, int, int]) -> str:
-    card = model_card(model)
-    fields: dict[str, Any] = {"input_shape": list(shape)}
-    if card is not None:
-        fields.update(card.to_dict())
-    return json.dumps(fields, default=str)
-
-
 def _write_safetensors(model: nn.Module, path: Path, images: torch.Tensor) -> torch.Tensor:
     """Save ``model`` as a safetensors model file; the logits of its rebuild on ``images``."""
     card = model_card(model)
@@ -342,7 +500,7 @@ def _write_onnx(program: torch.export.ExportedProgram, path: Path, card: str) ->
     # The exporter reports each of its steps on stdout; a library call should be quiet.
     with contextlib.redirect_stdout(io.StringIO()):
         onnx_program = torch.onnx.export(
-            program, (), None, dynamo=True, input_names=["images"], output_names=["logits"]
+            program, (), None, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME]
         )
     if onnx_program is None:  # pragma: no cover - the dynamo exporter always returns one
         raise RuntimeError("torch.onnx.export returned no program.")

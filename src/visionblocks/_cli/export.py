@@ -20,7 +20,9 @@ def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Export a model.pt written by `visionblocks train` with a dynamic batch "
         "axis, run the exported file on a batch (onnxruntime for ONNX) and print the largest "
         "difference from PyTorch. --format safetensors writes the same model file with no "
-        "pickle in it (the card in its metadata), which `visionblocks predict` and `eval` read.",
+        "pickle in it (the card in its metadata), which `visionblocks predict` and `eval` read. "
+        "Beside the file goes its model card as JSON (OUT.json: class names, input and output "
+        "names, preprocessing), so that a program without visionblocks can use it.",
     )
     add_checkpoint_argument(p)
     p.add_argument(
@@ -46,5 +48,9 @@ def _export(args: argparse.Namespace) -> int:
         if fmt is None and out.suffix.lower() not in FORMATS:
             fmt = "onnx"
     check_output_file(out, "--out", inputs=[checkpoint])  # before the model is read
-    print(export(checkpoint, out, format=fmt, batch_size=args.batch_size))
+    result = export(checkpoint, out, format=fmt, batch_size=args.batch_size)
+    print(result)
+    if result.card_path is not None:
+        print(f"wrote {result.card_path} (classes and preprocessing, for programs without "
+              f"visionblocks)")  # fmt: skip
     return 0
