@@ -38,6 +38,7 @@ from visionblocks.train import (
     LAST_CHECKPOINT,
     Callback,
     EarlyStopping,
+    FocalLoss,
     check_fit_arguments,
     check_metrics,
     seed_everything,
@@ -94,7 +95,9 @@ _CLI_RANGES: dict[str, tuple[str, Any]] = {
 # The library's checks of the options that are not fit()'s own: each raises its ValueError.
 # seed_everything seeds as it checks; harmless, since run_train seeds again before building
 # the model.
-_OTHER_CHECKS: dict[str, Any] = {"ema": EMA, "seed": seed_everything, "metrics": check_metrics}
+_OTHER_CHECKS: dict[str, Any] = {
+    "ema": EMA, "seed": seed_everything, "metrics": check_metrics, "focal_gamma": FocalLoss,
+}  # fmt: skip
 
 
 def _library_check(flag: str, key: str, value: Any) -> None:
@@ -125,6 +128,8 @@ def check_options(args: argparse.Namespace, specs: dict[str, OptionSpec]) -> Non
     check_data_options(args.dataset, args.limit, args.image_size, args.val_fraction)
     if args.monitor is not None and args.early_stop is None:
         raise CLIError("--monitor names what --early-stop watches; add --early-stop PATIENCE.")
+    if args.focal_gamma is not None and args.loss != "focal":
+        raise CLIError("--focal-gamma is the focal loss's gamma; add --loss focal.")
     if args.pretrained is None:
         pairs = (("--weights", args.weights), ("--freeze-epochs", args.freeze_epochs))
         alone = [flag for flag, value in pairs if value is not None]
@@ -247,6 +252,11 @@ def fit_arguments(
         kwargs["compile"] = True
     if args.metrics:
         kwargs["metrics"] = [name.strip() for name in args.metrics.split(",") if name.strip()]
+    kwargs.update({k: getattr(args, k) for k in ("class_weight", "sampler") if getattr(args, k)})
+    if args.loss == "focal":  # fit's loss="focal" is gamma 2 with fit's label smoothing
+        smoothing = kwargs["label_smoothing"]
+        gamma = args.focal_gamma
+        kwargs["loss"] = "focal" if gamma is None else FocalLoss(gamma, label_smoothing=smoothing)
     kwargs["callbacks"] = [*kwargs.get("callbacks", []), *callbacks]
     return kwargs
 

@@ -50,7 +50,7 @@ from visionblocks._cli._train_plan import (
 )
 from visionblocks._cli.config import OptionSpec, option_specs, read_config, toml_value, write_config
 from visionblocks._cli.inspect import split_warnings
-from visionblocks.data import AUGMENT_PRESETS, RESIZE_RULES
+from visionblocks.data import AUGMENT_PRESETS, RESIZE_RULES, SAMPLERS
 from visionblocks.model_file import atomic_write_text, card_of
 from visionblocks.recipes import RECIPE_PRESETS
 from visionblocks.train import (
@@ -163,6 +163,24 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-smoothing", type=float, help=f"default: {FIT_DEFAULTS.label_smoothing}")
     p.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (default: 0, off)")
     p.add_argument("--cutmix", type=float, default=0.0, help="CutMix alpha (default: 0, off)")
+    p.add_argument(
+        "--class-weight", choices=("balanced",), help="imbalanced data: weigh each class's "
+        "loss by n / (K * n_c), from the training labels (default: every class 1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--sampler", choices=SAMPLERS, help="imbalanced data: balanced = draw every class "
+        "equally often in each epoch (its images with replacement; an epoch keeps the data's "
+        "length; seeded, so --resume replays it) (default: every image once per epoch)",
+    )  # fmt: skip
+    p.add_argument(
+        "--loss", choices=("focal",), help="focal = the focal loss, which weighs the examples "
+        "the model gets wrong more, with --label-smoothing and --class-weight (default: "
+        "label-smoothed cross-entropy)",
+    )  # fmt: skip
+    p.add_argument(
+        "--focal-gamma", type=float, metavar="GAMMA",
+        help="with --loss focal: its focusing parameter >= 0 (default: 2; 0 is cross-entropy)",
+    )  # fmt: skip
     p.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the gradient norm")
     p.add_argument(
         "--ema", type=float, metavar="DECAY", help="validate and keep an exponential moving "
