@@ -64,21 +64,37 @@ class OnnxClassifier:
         return (pixels - mean) / std
 
     def predict(self, files: Sequence[str | Path]) -> list[dict[str, Any]]:
-        """``{"file", "index", "label", "probability", "probabilities"}`` for each file."""
+        """``{"file", "index", "label", "probability", "probabilities", "indices", "labels"}``.
+
+        One dict per file. ``index``, ``label`` and ``probability`` are the most probable
+        class; ``indices`` and ``labels`` the predicted ones: that class, or for a
+        multi-label model (``output.activation`` ``"sigmoid"``) every label at or above its
+        threshold, most probable first.
+        """
         batch = []
         for file in files:
             with Image.open(file) as image:
                 batch.append(self.preprocess(image))
         (logits,) = self.session.run([self.output_name], {self.input_name: np.stack(batch)})
-        logits = logits.astype(np.float64)
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities = exp / exp.sum(axis=1, keepdims=True)  # softmax, (N, num_classes)
+        logits = logits.astype(np.float64)  # (N, num_classes)
+        output = self.card["output"]
+        if output["activation"] == "sigmoid":  # multi-label: each label on its own
+            probabilities = 1 / (1 + np.exp(-logits))
+        else:
+            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probabilities = exp / exp.sum(axis=1, keepdims=True)
         results = []
         for file, row in zip(files, probabilities, strict=True):
             index = int(row.argmax())
+            if output["activation"] == "sigmoid":
+                above = np.flatnonzero(row >= np.asarray(output["thresholds"]))
+                chosen = above[np.argsort(-row[above], kind="stable")].tolist()
+            else:
+                chosen = [index]
             results.append({
                 "file": str(file), "index": index, "label": self.labels[index],
                 "probability": float(row[index]), "probabilities": row.tolist(),
+                "indices": chosen, "labels": [self.labels[k] for k in chosen],
             })  # fmt: skip
         return results
 
@@ -126,9 +142,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print()
         return
     width = max(len(r["file"]) for r in results)
-    label_width = max(len(r["label"]) for r in results)
-    for r in results:
-        print(f"{r['file']:<{width}}  {r['label']:<{label_width}}  {r['probability']:6.1%}")
+    for r in results:  # "cat 90.0%"; a multi-label model's every label at its threshold
+        shown = ", ".join(f"{r['labels'][j]} {r['probabilities'][k]:.1%}"
+                          for j, k in enumerate(r["indices"]))  # fmt: skip
+        shown = shown or f"no label (most probable {r['label']} {r['probability']:.1%})"
+        print(f"{r['file']:<{width}}  {shown}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ WITHOUT_VISIONBLOCKS = (
 # pixels, which moves the probabilities of these deliberately sensitive models by a few 1e-3.
 TOLERANCE = 5e-3
 CLASSES = ("ant", "bee", "cow", "doe")
+THRESHOLDS = (0.2, 0.5, 0.5, 0.7)  # of a multi-label model, per label
 
 
 def sharp(model: nn.Module) -> nn.Module:
@@ -51,7 +52,9 @@ def sharp(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def model_file(folder: Path, channels: int, resize: str, *, described: bool = True) -> Path:
+def model_file(
+    folder: Path, channels: int, resize: str, *, described: bool = True, multilabel: bool = False
+) -> Path:
     """A 16x16 simple CNN saved with a card: classes, statistics and resize rule (or none)."""
     torch.manual_seed(channels)
     model = sharp(vb.simple_cnn(num_classes=4, in_channels=channels, image_size=16,
@@ -65,6 +68,8 @@ def model_file(folder: Path, channels: int, resize: str, *, described: bool = Tr
         )  # fmt: skip
     else:
         card = card.replace(image_shape=(channels, 16, 16), resize=resize)
+    if multilabel:
+        card = card.replace(task="multilabel", thresholds=THRESHOLDS)
     attach_card(model, card)
     return vb.save_checkpoint(folder / "model.pt", model)
 
@@ -211,6 +216,22 @@ def test_a_model_without_classes_or_statistics_is_served_as_predict_uses_it(
         predicted = vb.predict(path, files)
     assert [r["label"] for r in served] == [p.label for p in predicted]
     assert largest_difference(served, predicted) < TOLERANCE
+
+
+def test_a_multilabel_model_is_served_with_sigmoids_and_its_thresholds(tmp_path: Path) -> None:
+    path = model_file(tmp_path, 3, "squash", multilabel=True)
+    exported = vb.export(path, tmp_path / "model.onnx")
+    assert exported.card_path is not None
+    output = json.loads(exported.card_path.read_text())["output"]
+    assert (output["activation"], output["thresholds"]) == ("sigmoid", list(THRESHOLDS))
+    files = image_files(tmp_path / "images")
+    served = serve_without_visionblocks(exported.path, files)
+    predicted = vb.predict(path, files)
+    assert [r["labels"] for r in served] == [list(p.labels) for p in predicted]
+    assert largest_difference(served, predicted) < TOLERANCE
+    # Not vacuous: sigmoids, not a softmax (which sums to 1), and more than one label somewhere.
+    assert any(abs(sum(p.probabilities) - 1) > 0.1 for p in predicted)
+    assert any(len(p.labels) > 1 for p in predicted)
 
 
 @pytest.fixture(scope="module")

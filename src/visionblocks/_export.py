@@ -45,7 +45,7 @@ from torch import nn
 
 from visionblocks._paths import check_output_file
 from visionblocks.inference import load_model, model_card
-from visionblocks.model_file import atomic_write_text
+from visionblocks.model_file import DEFAULT_THRESHOLD, atomic_write_text
 from visionblocks.train import save_checkpoint
 
 __all__ = [
@@ -250,6 +250,10 @@ def bundle_card(
       ``std`` that ``(pixels / 255 - mean) / std`` uses: what :func:`~visionblocks.predict`
       does (statistics 0 and 1 for a model without them, as predict uses it), spelled
       out in ``steps``;
+    * ``output`` also says how logits become probabilities, as predict computes them:
+      ``activation`` ``"softmax"`` (one class per image) or ``"sigmoid"`` (a multi-label
+      model: each label on its own), and for ``"sigmoid"`` the ``thresholds`` at or above
+      which each label is predicted;
     * ``labels``: the name of each output, in order (the class names, else the indices).
 
     Example:
@@ -258,6 +262,8 @@ def bundle_card(
         >>> card = bundle_card(model, (1, 28, 28), "onnx", "m.onnx", num_outputs=2)
         >>> card["input"]["name"], card["preprocessing"]["mode"], card["labels"]
         ('images', 'L', ['0', '1'])
+        >>> card["output"]["activation"], card["output"]["thresholds"]
+        ('softmax', None)
     """
     found = model_card(model)
     fields: dict[str, Any] = found.to_dict() if found is not None else {}
@@ -266,6 +272,10 @@ def bundle_card(
     mean, std = stats or ((0.0,) * channels, (1.0,) * channels)
     classes = found.classes if found is not None else None
     rule = found.resize if found is not None else "squash"
+    multilabel = found is not None and found.task == "multilabel"
+    thresholds = found.label_thresholds if found is not None else None
+    if multilabel and thresholds is None:
+        thresholds = (DEFAULT_THRESHOLD,) * num_outputs
     onnx = fmt == "onnx"
     fields.update(
         input_shape=list(shape),
@@ -281,6 +291,8 @@ def bundle_card(
             "name": OUTPUT_NAME if onnx else None,
             "shape": ["batch", num_outputs],
             "dtype": "float32",
+            "activation": "sigmoid" if multilabel else "softmax",
+            "thresholds": list(thresholds) if thresholds is not None else None,
         },
         preprocessing={
             "mode": {1: "L", 3: "RGB"}.get(channels),
@@ -288,14 +300,14 @@ def bundle_card(
             "size": [height, width],
             "mean": list(mean),
             "std": list(std),
-            "steps": _steps(channels, rule),
+            "steps": _steps(channels, rule, multilabel=multilabel),
         },
         labels=list(classes) if classes is not None else [str(k) for k in range(num_outputs)],
     )
     return fields
 
 
-def _steps(channels: int, rule: str) -> list[str]:
+def _steps(channels: int, rule: str, *, multilabel: bool) -> list[str]:
     """What :func:`~visionblocks.predict` does to an image file, as instructions."""
     if channels == 1:
         mode = "convert it to Pillow mode 'L' (grayscale: ITU-R 601-2 luma)"
@@ -315,7 +327,13 @@ def _steps(channels: int, rule: str) -> list[str]:
         mode,
         resize,
         "x = (pixels / 255 - mean) / std per channel, as float32 (1, C, H, W)",
-        "run the model; the softmax of its logits are the probabilities of labels, in order",
+        "run the model; "
+        + (
+            "the sigmoid of each logit is its label's probability; the labels predicted are "
+            "those at or above their output.thresholds"
+            if multilabel
+            else "the softmax of its logits are the probabilities of labels, in order"
+        ),
     ]
 
 
