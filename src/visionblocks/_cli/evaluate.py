@@ -53,6 +53,10 @@ def _eval(args: argparse.Namespace) -> int:
     )
     print(f"{trained.name} from {args.checkpoint} on {data.name} ({len(data):,} images)")
     print(result)
+    if result.task == "multilabel":  # its per-label counts are the table above
+        if args.out:
+            print("note: a multi-label model has no confusion matrix; --out draws nothing.")
+        return 0
     print(_confusion_text(result.confusion, data.classes))
     if args.out:
         out = Path(args.out)

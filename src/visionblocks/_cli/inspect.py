@@ -117,9 +117,9 @@ def _val_fraction(args: argparse.Namespace) -> float | None:
 def split_warnings(splits: Splits) -> list[str]:
     """``train``'s one-line warnings about its splits: imbalance, leakage, clashing labels.
 
-    Only for splits held in memory, where hashing every image takes a fraction of a second
-    (``benchmarks/bench_inspect.py``); streamed splits are not read twice, and get no
-    warning.
+    Only for single-label splits held in memory, where hashing every image takes a
+    fraction of a second (``benchmarks/bench_inspect.py``); streamed splits are not read
+    twice, and get no warning.
 
     Example:
         >>> from visionblocks._cli._common import load_splits
@@ -131,6 +131,8 @@ def split_warnings(splits: Splits) -> list[str]:
         parts["test"] = splits.test
     if not all(isinstance(part, ImageDataset) for part in parts.values()):
         return []
+    if any(part.labels.dim() == 2 for part in parts.values()):  # type: ignore[union-attr]
+        return []  # multi-label: inspect_data counts one class per image
     return [
         f"warning: {line} (`visionblocks inspect` shows more)"
         for line in inspect_data(parts).warnings()

@@ -473,6 +473,8 @@ def _run_in(
         f"{split}_accuracy": result.accuracy, f"{split}_loss": result.loss,
         "per_class_accuracy": dict(zip(test.classes, result.per_class_accuracy, strict=True)),
     }  # fmt: skip
+    if result.task == "multilabel":  # accuracy is exact match; mAP is the headline number
+        metrics.update(task=result.task, **{f"{split}_map": result.mean_average_precision})
     atomic_write_text(json.dumps(metrics, indent=2) + "\n", out / "metrics.json")
     written = [CONFIG_FILE, "model.pt", "history.csv", "history.json", "metrics.json"]
     if has_matplotlib():
@@ -481,12 +483,16 @@ def _run_in(
         if len(history):  # not after an interruption during the first epoch
             history.plot(save=out / "curves.png")
             written.append("curves.png")
-        plot_confusion_matrix(result.confusion, test.classes, save=out / "confusion.png")
-        written.append("confusion.png")
+        if result.task != "multilabel":  # per-label counts are printed, not a K x K matrix
+            plot_confusion_matrix(result.confusion, test.classes, save=out / "confusion.png")
+            written.append("confusion.png")
     print(result)
     weights = f" and part of epoch {partial} (half-trained weights)" if partial else ""
+    scored = f"{split} accuracy {result.accuracy:.2%}"
+    if result.task == "multilabel":
+        scored = f"{split} mAP {result.mean_average_precision:.4f}, exact-match {scored}"
     print(
-        f"{split} accuracy {result.accuracy:.2%}{' (flip TTA)' if tta else ''} after "
+        f"{scored}{' (flip TTA)' if tta else ''} after "
         f"{len(history)} epochs{weights} in {seconds:.0f} s; wrote {', '.join(written)} to {out}"
     )
     if history.interrupted:
