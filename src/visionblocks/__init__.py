@@ -10,6 +10,7 @@ Example:
 """
 
 from visionblocks import analysis, data, model_file, models, nas, recipes, train, transfer
+from visionblocks._bench import BenchReport, RuntimeLatency, bench
 from visionblocks._export import ExportResult, export
 from visionblocks.analysis import (
     activations,
@@ -204,6 +205,9 @@ __all__ = [
     "Prediction",
     "export",
     "ExportResult",
+    "bench",
+    "BenchReport",
+    "RuntimeLatency",
     # quantization
     "quantize_int8",
     "Int8Classifier",

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from visionblocks import __version__
 from visionblocks._cli._common import CLIError
+from visionblocks._cli.bench import add_bench_parser
 from visionblocks._cli.describe import add_describe_parsers
 from visionblocks._cli.evaluate import add_eval_parsers
 from visionblocks._cli.export import add_export_parser
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_parser(sub)
     add_export_parser(sub)
     add_inspect_parser(sub)
+    add_bench_parser(sub)
     for child in sub.choices.values():
         # Also accept --debug after the command; SUPPRESS keeps the top-level value otherwise.
         child.add_argument(
