@@ -1,4 +1,4 @@
-"""``visionblocks train --class-weight/--sampler/--loss/--focal-gamma``: passed to fit, recorded, checked."""
+"""``train --class-weight/--sampler/--loss/--focal-gamma``: passed to fit, recorded, checked."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def test_the_flags_reach_fit() -> None:
     gamma = fit_kwargs("--loss", "focal", "--focal-gamma", "1.5", "--label-smoothing", "0.05")
     loss = gamma["loss"]
     # The gamma given, with the run's label smoothing (as loss="focal" takes fit's).
-    assert isinstance(loss, FocalLoss) and (loss.gamma, loss.label_smoothing) == (1.5, 0.05)
+    assert isinstance(loss, FocalLoss)
+    assert (loss.gamma, loss.label_smoothing) == (1.5, 0.05)
     recipe = fit_kwargs("--recipe", "fast", "--sampler", "balanced")
     assert recipe["sampler"] == "balanced"
     plain = fit_kwargs()
