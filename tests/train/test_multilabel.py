@@ -88,7 +88,8 @@ def sklearn_metrics(
         "precision": precision_score(y, pred, average=None, zero_division=0).tolist(),
         "recall": recall_score(y, pred, average=None, zero_division=0).tolist(),
         "confusion": multilabel_confusion_matrix(y, pred).tolist(),
-        "loss": float(nn.functional.binary_cross_entropy_with_logits(logits, targets.float())),
+        # Summed over the labels, averaged over the images.
+        "loss": K * float(nn.functional.binary_cross_entropy_with_logits(logits, targets.float())),
     }
 
 
@@ -196,9 +197,10 @@ def test_fit_infers_multilabel_from_multi_hot_targets_and_trains_with_bce() -> N
     # Catches the task left "multiclass", thresholds not written for predict and export.
     assert card.task == "multilabel"
     assert card.thresholds == (0.5,) * K
-    # All-zero logits: BCE is log 2 per label whatever the targets (cross-entropy of K
-    # zero logits would be log K); label smoothing does not change it.
-    assert history.last["train_loss"] == pytest.approx(math.log(2), rel=1e-6)
+    # All-zero logits: BCE is log 2 per label whatever the targets, K log 2 per image
+    # (cross-entropy of K zero logits would be log K); label smoothing does not change it.
+    # Catches the mean over labels too, which trains K times slower.
+    assert history.last["train_loss"] == pytest.approx(K * math.log(2), rel=1e-6)
     # train_acc is exact match at 0.5: zero logits predict every label (sigmoid 0.5).
     assert history.last["train_acc"] == pytest.approx(
         float((targets == 1).all(dim=1).double().mean())
@@ -225,16 +227,16 @@ def test_criterion_reference_values() -> None:
         None, label_smoothing=0.1, class_weight=weight, labels=None, num_classes=3,
         device=torch.device("cpu"), task="multilabel",
     )  # fmt: skip
-    reference = nn.BCEWithLogitsLoss(pos_weight=weight)(logits, targets * 0.9 + 0.05)
+    reference = 3 * nn.BCEWithLogitsLoss(pos_weight=weight)(logits, targets * 0.9 + 0.05)
     # Catches smoothing towards 1/K (softmax's rule) instead of 1/2, weights applied to the
-    # negatives or as per-sample weights.
+    # negatives or as per-sample weights, the mean over the 3 labels instead of their sum.
     assert made(logits, targets).item() == pytest.approx(reference.item(), rel=1e-6)
     balanced = make_criterion(
         None, label_smoothing=0.0, class_weight="balanced", labels=targets, num_classes=3,
         device=torch.device("cpu"), task="multilabel",
     )  # fmt: skip
     positives = targets.sum(0)
-    expected = nn.BCEWithLogitsLoss(pos_weight=(8 - positives) / positives)(logits, targets)
+    expected = 3 * nn.BCEWithLogitsLoss(pos_weight=(8 - positives) / positives)(logits, targets)
     assert balanced(logits, targets).item() == pytest.approx(expected.item(), rel=1e-6)
 
 

@@ -41,6 +41,7 @@ from visionblocks.train._metrics import MetricSet, check_metrics, resolve_metric
 from visionblocks.train._multilabel import (
     average_precision,
     exact_match,
+    images_of,
     label_thresholds,
     multilabel_batch,
 )
@@ -215,7 +216,7 @@ def evaluate(
     returns the same result, which counts each image exactly once.
 
     Multi-label data (``(N, K)`` multi-hot labels) is measured per label (see
-    :class:`EvalResult`): exact-match accuracy, mean binary cross-entropy, per-label
+    :class:`EvalResult`): exact-match accuracy, binary cross-entropy per image, per-label
     counts at the model card's thresholds, and each label's average precision.
 
     Args:
@@ -307,7 +308,7 @@ def evaluate(
             f"precision={precision!r}; check the weights or pass precision='fp32'."
         )
     confusion = sums.confusion.cpu()
-    total = int(confusion.sum())  # images, or images x labels
+    total = images_of(confusion) if multilabel else int(confusion.sum())  # the images
     predictions, targets = sums.predictions.cpu(), sums.targets.cpu()
     ap: list[float] | None = None
     if multilabel:

@@ -122,8 +122,9 @@ def fit(
             (``BCEWithLogitsLoss``'s ``pos_weight``); ``"balanced"`` is negatives /
             positives of each label.
         task: ``"multiclass"`` (one class per image: softmax cross-entropy) or
-            ``"multilabel"`` (any set of labels per image: a sigmoid per output,
-            ``BCEWithLogitsLoss``, label smoothing ``e`` training on ``y (1 - e) + e / 2``);
+            ``"multilabel"`` (any set of labels per image: a sigmoid per output, binary
+            cross-entropy summed over the labels, label smoothing ``e`` training on
+            ``y (1 - e) + e / 2``);
             ``None`` infers it from the targets: ``(N, K)`` multi-hot labels (float or
             bool, e.g. :func:`~visionblocks.data.multi_hot`, or a labels file with a
             ``tags`` column) are multi-label, class indices multi-class. A multi-label run

@@ -166,11 +166,12 @@ class EvalResult:
 
     For multi-label data (``task == "multilabel"``) the per-class values are per label,
     from the labels predicted at the model card's thresholds: ``accuracy`` is the
-    exact-match ratio (every label of an image right), ``loss`` the mean binary
-    cross-entropy, ``confusion`` the ``(K, 2, 2)`` counts ``[[tn, fp], [fn, tp]]`` of
-    each label (scikit-learn's ``multilabel_confusion_matrix``), ``predictions`` and
-    ``targets`` ``(N, K)`` 0/1, ``support`` each label's positives, and
-    ``average_precision`` each label's AP (:attr:`mean_average_precision` their mean).
+    exact-match ratio (every label of an image right), ``loss`` the binary cross-entropy
+    summed over the labels and averaged over the images (as ``fit`` trains with),
+    ``confusion`` the ``(K, 2, 2)`` counts ``[[tn, fp], [fn, tp]]`` of each label
+    (scikit-learn's ``multilabel_confusion_matrix``), ``predictions`` and ``targets``
+    ``(N, K)`` 0/1, ``support`` each label's positives, and ``average_precision`` each
+    label's AP (:attr:`mean_average_precision` their mean).
 
     Attributes:
         accuracy: Top-1 accuracy, a fraction in [0, 1].

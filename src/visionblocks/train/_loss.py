@@ -5,8 +5,8 @@ of Lin et al. (https://arxiv.org/abs/1708.02002): cross-entropy with each term s
 ``(1 - p)^gamma``, so the examples the model already gets right (``p`` near 1) weigh
 little and the hard ones, often the rare classes', dominate the gradient. Both take
 class weights and label smoothing the same way, and targets as class indices or, with
-MixUp/CutMix, as class probabilities. Multi-label targets train with ``BCEWithLogitsLoss``
-instead (``_multilabel``).
+MixUp/CutMix, as class probabilities. Multi-label targets train with binary cross-entropy
+on the logits instead (``_multilabel``).
 """
 
 from __future__ import annotations
@@ -276,8 +276,9 @@ def make_criterion(
 ) -> Criterion:
     """The loss ``fit`` minimizes: ``loss`` if given, else (weighted) label-smoothed cross-entropy.
 
-    With ``task="multilabel"`` the built-in loss is ``BCEWithLogitsLoss`` with label
-    smoothing (``MultilabelBCE``), the class weights its ``pos_weight``; focal loss is refused.
+    With ``task="multilabel"`` the built-in loss is binary cross-entropy on the logits, summed
+    over the labels, with label smoothing (``MultilabelBCE``), the class weights its
+    ``pos_weight``; focal loss is refused.
 
     ``loss`` receives float32 logits ``(B, K)`` and targets that are class indices ``(B,)``,
     or class probabilities ``(B, K)`` with MixUp/CutMix. ``"focal"`` is
@@ -318,7 +319,7 @@ def _multilabel_criterion(
     if loss == "focal" or isinstance(loss, FocalLoss):
         raise ValueError(
             "loss='focal' is the softmax focal loss of one class per image, but the targets "
-            "are multi-label, trained with BCEWithLogitsLoss: drop loss=, or pass a criterion "
+            "are multi-label, trained with binary cross-entropy: drop loss=, or pass a criterion "
             "(logits, targets) -> loss, e.g. one built on torchvision.ops.sigmoid_focal_loss."
         )
     if isinstance(loss, str):  # pragma: no cover - check_loss_arguments accepts only LOSSES

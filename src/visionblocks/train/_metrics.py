@@ -302,7 +302,7 @@ def _registry(task: str) -> tuple[dict[str, Metric], dict[str, str], tuple[str, 
     # Imported here: _multilabel builds its metrics on this module's Metric.
     from visionblocks.train._multilabel import MULTILABEL_ALIASES, multilabel_metrics
 
-    by_name = {"loss": _BY_NAME["loss"], **{m.name: m for m in multilabel_metrics()}}
+    by_name = {m.name: m for m in multilabel_metrics()}
     return by_name, MULTILABEL_ALIASES, ("loss", "accuracy", "map")
 
 
