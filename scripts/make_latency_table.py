@@ -153,7 +153,14 @@ def render(run: dict[str, Any]) -> str:
         f"{run['platform']}. Measured on {run['date']} in {run['minutes']:.0f} minutes on a "
         f"**shared machine**: other jobs were running (load average {load[0]:.1f} when the "
         f"run started, {load[1]:.1f} when it ended, on {run['cores']} cores), so the tails "
-        f"(p99) hold their waits.",
+        f"(p99) hold their waits."
+        + (
+            " More runnable jobs than cores: this process had a core only part of the time, "
+            "so every timing is inflated, the medians too, and only large differences "
+            "between runtimes mean something."
+            if max(load) > run["cores"]
+            else ""
+        ),
         "",
         f"Command: ``{run['command']}``",
         "",

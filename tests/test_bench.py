@@ -264,6 +264,8 @@ def test_the_table_script_renders_one_row_per_model_and_numbers_the_reasons() ->
     assert "1. ImportError: no onnxruntime" in text
     assert "**shared machine**" in text
     assert "load average 1.0" in text
+    assert "every timing is inflated" not in text  # a load within the 2 cores
+    assert "every timing is inflated" in script.render({**run, "load_average_after": 3.0})
 
 
 def test_the_docs_table_lists_every_registered_model_and_two_imagenet_backbones() -> None:
