@@ -84,6 +84,19 @@ class BenchReport:
         flags: The CPU flags present of those that decide which kernels run.
         versions: ``{"torch": ..., "onnxruntime": ...}`` (the runtimes installed).
         results: One row per runtime, in the order they ran.
+
+    Example:
+        >>> rows = (RuntimeLatency("eager", "eager fp32", {50: 2.0, 90: 2.5, 99: 60.0}, 200, 480.0),
+        ...         RuntimeLatency("bf16", "eager bf16", reason="no bf16 instructions"))
+        >>> report = BenchReport("resnet20", (3, 32, 32), 32, 50.0, 99, 1, "AMD EPYC", ("avx2",),
+        ...                      {"torch": "2.14.1"}, rows)
+        >>> print(report)  # doctest: +NORMALIZE_WHITESPACE
+        resnet20, input 3x32x32: batch-1 latency, throughput at batch 32
+        AMD EPYC, 1 thread; CPU flags: avx2 (not: avx512f avx512_vnni avx512_bf16 amx_tile
+        amx_bf16 amx_int8); torch 2.14.1
+        runtime     p50 ms  p90 ms  p99 ms  runs  img/s @32  vs eager  setup s  p99 <= 50 ms
+        eager fp32    2.00    2.50   60.00   200        480     1.00x                   FAIL
+        eager bf16  n/a (no bf16 instructions)
     """
 
     model: str
@@ -147,6 +160,7 @@ class BenchReport:
                  f"{self.batch_size}", self.machine()]  # fmt: skip
         rows = self.table_rows()
         widths = [max(len(row[i]) for row in rows if len(row) > 2) for i in range(len(rows[0]))]
+        widths[0] = max(len(row[0]) for row in rows)  # n/a rows too: their labels align
         for row in rows:
             if len(row) == 2:  # a runtime that did not run: its reason fills the line
                 lines.append(f"{row[0].ljust(widths[0])}  {row[1]}")
