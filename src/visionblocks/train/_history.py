@@ -227,7 +227,7 @@ class EvalResult:
 
     @property
     def mean_average_precision(self) -> float | None:
-        """Multi-label: mean of :attr:`average_precision` over the labels present (mAP)."""
+        """The mean of :attr:`average_precision` over the labels present (mAP), if multi-label."""
         if self.average_precision is None:
             return None
         present = [v for v in self.average_precision if not math.isnan(v)]
