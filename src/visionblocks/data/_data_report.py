@@ -43,6 +43,10 @@ class ImageRef:
         index: Position in the split (the dataset's index; for a folder, in its file order).
         label: Class name.
         path: The image file; ``None`` for images held in memory.
+
+    Example:
+        >>> ImageRef("test", 7, "Bag")
+        ImageRef(split='test', index=7, label='Bag', path=None)
     """
 
     split: str
@@ -67,6 +71,11 @@ class SplitReport:
             ``"P"``, ``"RGBA"``, ``"I;16"``, ...); for images in memory ``"L"`` or
             ``"RGB"`` (uint8), else channels and dtype.
         unreadable: ``(image, reason)`` of each file the decoder refuses.
+
+    Example:
+        >>> split = SplitReport("train", 3, (2, 1), {(28, 28): 3}, {"L": 3})
+        >>> split.imbalance_ratio, split.unreadable
+        (2.0, ())
     """
 
     name: str
@@ -98,6 +107,11 @@ class DuplicateGroup:
 
     Attributes:
         images: The copies, in split order, then in each split's order.
+
+    Example:
+        >>> group = DuplicateGroup((ImageRef("train", 3, "Bag"), ImageRef("test", 9, "Coat")))
+        >>> group.splits, group.crosses_splits, group.labels_differ
+        (('train', 'test'), True, True)
     """
 
     images: tuple[ImageRef, ...]
