@@ -8,21 +8,17 @@ torch and ONNX Runtime.
 
 from __future__ import annotations
 
-import functools
-import platform
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from visionblocks._device import CPU_FLAGS, cpu_flags, cpu_name
 
 __all__ = ["PERCENTILES", "BenchReport", "RuntimeLatency", "cpu_flags", "cpu_name", "versions"]
 
 PERCENTILES = (50, 90, 99)
 """The batch-1 latency percentiles reported; the budget is checked against one of them."""
-# The CPU features that decide which kernels run: AVX2/AVX-512 for fp32, VNNI for INT8,
-# AVX512-BF16/AMX for bf16 (AMX also for INT8).
-_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
 @dataclass(frozen=True)
@@ -124,7 +120,7 @@ class BenchReport:
 
     def machine(self) -> str:
         """One line: CPU, threads, flags and versions."""
-        absent = [f for f in _FLAGS if f not in self.flags]
+        absent = [f for f in CPU_FLAGS if f not in self.flags]
         flags = " ".join(self.flags) or "none"
         versions = ", ".join(f"{k} {v}" for k, v in self.versions.items())
         return (
@@ -184,39 +180,6 @@ class BenchReport:
                 for r in self.results
             ],
         }  # fmt: skip
-
-
-def cpu_flags() -> tuple[str, ...]:
-    """The CPU flags that decide which kernels run, of those this CPU has (Linux only).
-
-    AVX2 and AVX-512 for float32, VNNI for INT8, AVX512-BF16 and AMX for bf16 (and INT8).
-
-    Example:
-        >>> set(cpu_flags()) <= {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
-        ...                      "amx_bf16", "amx_int8"}
-        True
-    """
-    present = set(_cpuinfo().get("flags", "").split())
-    return tuple(f for f in _FLAGS if f in present)
-
-
-@functools.cache
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields in /proc/cpuinfo (empty elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    fields: dict[str, str] = {}
-    for line in text.split("\n\n", 1)[0].splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    return fields
-
-
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what :mod:`platform` says."""
-    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
 def versions() -> dict[str, str]:

@@ -10,9 +10,17 @@ the precision plan built on top of it stays in ``train``.
 
 from __future__ import annotations
 
+import functools
+import platform
+from pathlib import Path
+
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["CPU_FLAGS", "cpu_flags", "cpu_name", "resolve_device"]
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+"""The CPU features that decide which kernels run: AVX2/AVX-512 for fp32, VNNI for INT8,
+AVX512-BF16/AMX for bf16 (AMX also for INT8)."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -50,3 +58,36 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device={device!r} but MPS is not available here; use 'auto' or 'cpu'.")
     return resolved
+
+
+def cpu_flags() -> tuple[str, ...]:
+    """The CPU flags that decide which kernels run, of those this CPU has (Linux only).
+
+    AVX2 and AVX-512 for float32, VNNI for INT8, AVX512-BF16 and AMX for bf16 (and INT8).
+
+    Example:
+        >>> set(cpu_flags()) <= {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
+        ...                      "amx_bf16", "amx_int8"}
+        True
+    """
+    present = set(_cpuinfo().get("flags", "").split())
+    return tuple(f for f in CPU_FLAGS if f in present)
+
+
+@functools.cache
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what :mod:`platform` says."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
 
-from visionblocks._device import resolve_device
+from visionblocks._device import cpu_flags, resolve_device
 
 __all__ = [
     "ExecutionPlan",
@@ -45,12 +43,7 @@ def cpu_supports_bf16() -> bool:
         >>> cpu_supports_bf16() == (resolve_plan("cpu").precision == "bf16")
         True
     """
-    if platform.system() != "Linux":
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
