@@ -1,95 +1,184 @@
-"""INT8 post-training quantization: fidelity to the float model, errors, real-data accuracy."""
+"""INT8 post-training quantization, default path (ONNX Runtime): fidelity, files, errors, data.
+
+The other paths have their own files: ``test_quantize_fx.py`` (torch's deprecated FX
+flow) and ``test_quantize_pt2e.py`` (torchao + ``torch.compile``).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
+import onnx
+import onnxruntime
 import pytest
 import torch
 from torch import nn
-from torch.ao.nn import quantized as nnq
-from torch.ao.nn.intrinsic import quantized as nniq
-from torch.ao.quantization import quantize_fx
 
-import visionblocks  # noqa: F401  (imports every subpackage, so every builder is registered)
+import visionblocks as vb
+import visionblocks.quantize as quantize_module
+from quantize_helpers import relative_error, with_trained_bn_statistics
+from visionblocks._export import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
+from visionblocks._int8 import files
+from visionblocks._int8.ort import OnnxRuntimeModule
+from visionblocks.model_file import card_of
 from visionblocks.models import (
     Classifier,
     create_model,
-    densenet_cifar,
-    fast_cnn,
     list_models,
     mobilenetv2_cifar,
     resnet_cifar,
     simple_cnn,
-    vgg_cifar,
 )
-from visionblocks.quantize import Int8Classifier, UnsupportedLayerError, quantize_int8
+from visionblocks.quantize import (
+    METHODS,
+    Int8Classifier,
+    UnsupportedLayerError,
+    load_int8,
+    quantize_int8,
+)
 
 
-def _with_trained_bn_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    # Freshly initialised BN layers normalise with mean 0 / var 1 whatever comes in, so deep
-    # untrained nets have exploding activations no trained net has; estimate real statistics.
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None  # cumulative average
-    model.train()
+def int8_ops(int8: Int8Classifier) -> dict[str, int]:
+    """Op counts of an ONNX Runtime INT8 model's graph, and how many weights are int8."""
+    assert isinstance(int8.runner, OnnxRuntimeModule)
+    graph = onnx.load_from_string(int8.runner.onnx_bytes).graph
+    counts: dict[str, int] = {}
+    for node in graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    # Weights: int8 tensors of 2 or more dimensions (zero points are int8 too, but 0-D or 1-D).
+    counts["int8 weights"] = sum(
+        t.data_type == onnx.TensorProto.INT8 and len(t.dims) >= 2 for t in graph.initializer
+    )
+    return counts
+
+
+@pytest.fixture(scope="module")
+def resnet() -> tuple[nn.Module, torch.Tensor, Int8Classifier]:
+    """A ResNet-20 with realistic BN statistics, held-out images, and its INT8 model."""
+    x = torch.randn(96, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    model = with_trained_bn_statistics(resnet_cifar(depth=20), x)
+    return model, x[64:], quantize_int8(model, x[:64], batch_size=32)
+
+
+def test_the_default_path_is_onnxruntime_and_follows_the_float_model(
+    resnet: tuple[nn.Module, torch.Tensor, Int8Classifier],
+) -> None:
+    model, x, int8 = resnet
+    assert METHODS[0] == "onnxruntime"
+    assert int8.method == "onnxruntime"
     with torch.no_grad():
-        for batch in x.split(32):
-            model(batch)
-    return model.eval()
+        reference, quantized = model(x), int8(x)
+    assert quantized.dtype == torch.float32
+    # Measured 0.015 (seed 0); a conversion with a wrong scale or a dropped BN gives ~1.
+    assert relative_error(quantized, reference) < 0.08
 
 
-def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
+def test_every_conv_and_the_head_run_on_int8_weights(
+    resnet: tuple[nn.Module, torch.Tensor, Int8Classifier],
+) -> None:
+    model, _, int8 = resnet
+    ops = int8_ops(int8)
+    convs = sum(isinstance(m, nn.Conv2d) for m in model.modules())
+    assert convs == 21  # 19 convs with BN, 2 projection shortcuts
+    # BN folded into the convs, each conv's and the head's weights stored as int8:
+    # a model left in float (or a path that skipped some layers) has fewer.
+    assert "BatchNormalization" not in ops
+    assert ops.get("Conv") == convs
+    assert ops["int8 weights"] == convs + 1
+    assert ops["QuantizeLinear"] >= convs  # activations quantized before each conv
+
+
+def test_the_float_model_is_left_untouched() -> None:
+    model = simple_cnn(widths=(4, 8, 8), hidden=16).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    quantize_int8(model, torch.randn(8, 3, 32, 32))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert not model.training
+
+
+def test_saved_onnx_file_runs_without_visionblocks_and_loads_back(
+    resnet: tuple[nn.Module, torch.Tensor, Int8Classifier], tmp_path: Path
+) -> None:
+    _, x, int8 = resnet
+    path = int8.save(tmp_path / "deploy" / "resnet20.int8.onnx")
+    assert path == tmp_path / "deploy" / "resnet20.int8.onnx"
+    # The names visionblocks.export gives its ONNX files, so one service reads both.
+    assert (files.CARD_KEY, INPUT_NAME, OUTPUT_NAME) == (METADATA_KEY, "images", "logits")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
+    with torch.no_grad():
+        expected = int8(x)
+    torch.testing.assert_close(torch.from_numpy(logits), expected)
+    loaded = load_int8(path)
+    assert (loaded.method, loaded.in_channels, loaded.num_classes) == ("onnxruntime", 3, 10)
+    assert card_of(loaded) == card_of(int8)
+    assert card_of(loaded).builder == "resnet_cifar"  # type: ignore[union-attr]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), expected)
+
+
+def test_copies_and_pickles_rebuild_the_session(
+    resnet: tuple[nn.Module, torch.Tensor, Int8Classifier],
+) -> None:
+    import copy
+    import pickle
+
+    _, x, int8 = resnet
+    with torch.no_grad():
+        expected = int8(x)
+        torch.testing.assert_close(copy.deepcopy(int8)(x), expected)
+        torch.testing.assert_close(pickle.loads(pickle.dumps(int8))(x), expected)
 
 
 @pytest.mark.parametrize(
-    ("builder", "tolerance"),
+    ("name", "message"),
     [
-        # Measured relative errors (seed 0): 0.042, 0.017, 0.067, 0.051, 0.37, 0.13.
-        (lambda: resnet_cifar(depth=20), 0.08),
-        (lambda: simple_cnn(), 0.05),
-        (lambda: vgg_cifar(depth=11), 0.1),
-        # Concatenated features share one INT8 scale, so DenseNet loses more.
-        (lambda: densenet_cifar(depth=40), 0.1),
-        # MobileNetV2 is the known hard case for per-tensor activation ranges (Nagel et al. 2019,
-        # https://arxiv.org/abs/1906.04721); a broken conversion gives ~1.0. Its accuracy after
-        # INT8 on real data is in examples/compare_architectures.py.
-        (lambda: mobilenetv2_cifar(width_mult=0.5), 0.5),
-        # Its GELUs run in float between a dequantize and a quantize.
-        (lambda: fast_cnn(widths=(16, 32, 32)), 0.2),
-        # The fashion-mnist presets' network: its ReLUs run in INT8 (no float detour).
-        (lambda: fast_cnn(widths=(16, 32, 32), activation="relu", identity_init=True), 0.2),
+        ("model.pt2", r"saves a \.onnx file; name it e\.g\. 'model\.onnx'"),
+        ("model", r"saves a \.onnx file"),
     ],
 )
-def test_int8_logits_follow_the_float_model(builder: type[nn.Module], tolerance: float) -> None:
-    x = torch.randn(96, 3, 32, 32)
-    model = _with_trained_bn_statistics(builder(), x)
-    int8 = quantize_int8(model, x[:64], batch_size=32)
+def test_save_refuses_a_suffix_of_another_format(
+    resnet: tuple[nn.Module, torch.Tensor, Int8Classifier], tmp_path: Path, name: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        resnet[2].save(tmp_path / name)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / name).exists()
+
+
+def test_load_int8_refuses_other_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"reads the \.onnx and \.pt2 files.*load_model"):
+        load_int8(tmp_path / "model.pt")
+    with pytest.raises(FileNotFoundError, match="no INT8 model file"):
+        load_int8(tmp_path / "missing.onnx")
+
+
+def test_evaluate_and_predict_use_the_int8_model_like_the_float_one() -> None:
+    # The card travels to the INT8 model, so evaluate and predict normalize its inputs with
+    # the training statistics; without it they would feed raw [0, 1] pixels.
+    data = vb.load_dataset("sample", split="test")
+    model = simple_cnn(in_channels=1, image_size=28, widths=(8, 16, 16), hidden=32)
+    card = card_of(model)
+    assert card is not None
+    vb.model_file.attach_card(model, card.replace(mean=(0.3,), std=(0.35,), classes=data.classes))
+    model = with_trained_bn_statistics(model, torch.randn(64, 1, 28, 28))
+    x = (data.images[:256].float() / 255 - 0.3) / 0.35
+    int8 = quantize_int8(model, x)
     with torch.no_grad():
-        reference, quantized = model(x[64:]), int8(x[64:])
-    assert quantized.dtype == torch.float32
-    assert _relative_error(quantized, reference) < tolerance
-
-
-def test_convs_are_fused_and_quantized_and_the_original_is_untouched() -> None:
-    model = resnet_cifar(depth=20).eval()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    int8 = quantize_int8(model, torch.randn(32, 3, 32, 32))
-    modules = list(int8.graph_module.modules())
-    # 19 convs with BN (+ReLU) fused, 2 projection shortcuts, 1 linear head.
-    fused = [m for m in modules if isinstance(m, nniq.ConvReLU2d | nnq.Conv2d)]
-    assert len(fused) == 21
-    assert sum(isinstance(m, nnq.Linear) for m in modules) == 1
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in modules)
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
-    assert isinstance(model.stem[0], nn.Conv2d)
-    assert isinstance(int8, Int8Classifier)
-    assert (int8.in_channels, int8.num_classes, int8.backend) == (3, 10, "onednn")
+        expected = int8(x).argmax(1)
+    result = vb.evaluate(int8, vb.subset(data, 256 / len(data)), device="cpu", precision="fp32")
+    subset = vb.subset(data, 256 / len(data))
+    with torch.no_grad():
+        manual = int8((subset.images.float() / 255 - 0.3) / 0.35).argmax(1)
+    assert result.accuracy == pytest.approx(float((manual == subset.labels).float().mean()))
+    predictions = vb.predict(int8, list(data.images[:4]), device="cpu")
+    assert [p.label for p in predictions] == [data.classes[int(i)] for i in expected[:4]]
 
 
 def test_calibration_accepts_batches_and_pairs() -> None:
-    model = simple_cnn(in_channels=1, image_size=28).eval()
+    model = simple_cnn(in_channels=1, image_size=28, widths=(4, 8, 8), hidden=16).eval()
     x = torch.randn(64, 1, 28, 28)
     pairs = [(x[:32], torch.zeros(32)), (x[32:], torch.zeros(32))]
     from_pairs = quantize_int8(model, pairs)
@@ -98,69 +187,60 @@ def test_calibration_accepts_batches_and_pairs() -> None:
         torch.testing.assert_close(from_pairs(x), from_tensor(x))
 
 
-def test_unsupported_layer_is_named() -> None:
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3),
-        nn.Sequential(nn.BatchNorm2d(8), nn.Mish()),
-        nn.Flatten(),
-    )
-    with pytest.raises(UnsupportedLayerError, match=r"layer '1\.1' \(Mish\)") as info:
-        quantize_int8(model, torch.randn(4, 3, 8, 8))
-    assert info.value.layer == "1.1"
+def test_a_layer_without_int8_kernel_runs_in_float_between_int8_convs() -> None:
+    # The FX path refuses this model and names this path as the one that can.
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Mish(), nn.Conv2d(8, 4, 3))
+    x = torch.randn(64, 3, 12, 12)
+    model = with_trained_bn_statistics(model, x)
+    int8 = quantize_int8(model, x[:48], batch_size=16)
+    ops = int8_ops(int8)
+    assert ops.get("Mish", 0) + ops.get("Softplus", 0) >= 1  # still there, in float
+    assert ops["int8 weights"] == 2  # both convs on int8 weights
+    with torch.no_grad():
+        assert relative_error(int8(x[48:]), model(x[48:])) < 0.05
 
 
 class _DataDependent(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.sum() > 0:  # control flow on values: not traceable
+        if x.sum() > 0:  # control flow on values: not capturable
             return x
         return -x
 
 
-def test_untraceable_layer_is_named() -> None:
+def test_an_uncapturable_layer_is_named() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.ReLU(), _DataDependent()))
     with pytest.raises(
-        UnsupportedLayerError, match=r"cannot trace layer '1\.1' \(_DataDependent\)"
-    ):
+        UnsupportedLayerError, match=r"capture layer '1\.1' \(_DataDependent\)"
+    ) as info:
         quantize_int8(model, torch.randn(4, 3, 8, 8))
+    assert info.value.layer == "1.1"
+    assert "\n" not in str(info.value)
 
 
-def test_bad_calibration_data_and_backend() -> None:
+def test_unknown_method_and_a_backend_for_another_method_are_refused() -> None:
     model = simple_cnn().eval()
-    with pytest.raises(TypeError, match=r"float image tensors.*torch\.uint8"):
-        quantize_int8(model, torch.zeros(4, 3, 32, 32, dtype=torch.uint8))
-    with pytest.raises(ValueError, match="calibration_data is empty"):
-        quantize_int8(model, [])
-    with pytest.raises(ValueError, match=r"backend 'tpu' is not available"):
-        quantize_int8(model, torch.randn(4, 3, 32, 32), backend="tpu")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"method must be one of \['onnxruntime', 'pt2e', 'fx'\]"):
+        quantize_int8(model, torch.randn(4, 3, 32, 32), method="tensorrt")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"backend='fbgemm' chooses the kernels of method='fx'"):
+        quantize_int8(model, torch.randn(4, 3, 32, 32), backend="fbgemm")
 
 
-@pytest.mark.parametrize("name", list_models())
-def test_every_registered_model_quantizes(name: str) -> None:
-    # docs/quantization.rst promises that every registered model quantizes.
-    model = create_model(name).eval()
-    assert isinstance(model, Classifier)
-    c, h, w = model.default_input_size
-    int8 = quantize_int8(model, torch.randn(2, c, h, w), num_batches=1)
-    with torch.no_grad():
-        logits = int8(torch.randn(2, c, h, w))
-    assert logits.shape == (2, model.num_classes)
-    assert bool(torch.isfinite(logits).all())
-    # Not silently left in float: the convs run on INT8 kernels.
-    assert any(isinstance(m, nnq.Conv2d | nniq.ConvReLU2d) for m in int8.graph_module.modules())
-
-
-@pytest.mark.parametrize("activation", [nn.GELU, nn.SiLU])
-def test_activations_without_int8_kernel_run_in_float(activation: type[nn.Module]) -> None:
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), activation(), nn.Conv2d(8, 4, 3))
-    x = torch.randn(64, 3, 12, 12)
-    model = _with_trained_bn_statistics(model, x)
-    int8 = quantize_int8(model, x[:48], batch_size=16)
-    modules = dict(int8.graph_module.named_modules())
-    assert type(modules["2"]) is activation  # the float module, between dequantize/quantize
-    assert isinstance(modules["0"], nnq.Conv2d)
-    assert isinstance(modules["3"], nnq.Conv2d)
-    with torch.no_grad():
-        assert _relative_error(int8(x[48:]), model(x[48:])) < 0.05
+@pytest.mark.parametrize(
+    ("method", "package"), [("onnxruntime", "onnxruntime"), ("pt2e", "torchao")]
+)
+def test_a_missing_runtime_names_the_extra(
+    method: str, package: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == package else find_spec(name, *a),
+    )
+    with pytest.raises(
+        ImportError, match=rf"method='{method}' needs {package}.*visionblocks\[quant\]"
+    ):
+        quantize_int8(simple_cnn().eval(), torch.randn(4, 3, 32, 32), method=method)  # type: ignore[arg-type]
 
 
 def _tiny_cnn() -> nn.Module:
@@ -190,6 +270,7 @@ _BAD_INPUTS = [
     _bad("batch-size-0", ValueError, "batch_size", _IMAGES, batch_size=0),
     _bad("batch-size-float", TypeError, "batch_size", _IMAGES, batch_size=2.5),
     _bad("num-batches-0", ValueError, "num_batches", _IMAGES, num_batches=0),
+    _bad("unknown-method", ValueError, "method", _IMAGES, method="int4"),
 ]
 
 
@@ -200,10 +281,10 @@ def test_bad_input_is_refused_up_front_in_one_line(
     argument: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def calibration_started(*args: object, **kwargs: object) -> None:
-        raise AssertionError("quantize_int8 started preparing the model before checking its input")
+    def capture_started(*args: object, **kwargs: object) -> None:
+        raise AssertionError("quantize_int8 started on the model before checking its input")
 
-    monkeypatch.setattr(quantize_fx, "prepare_fx", calibration_started)
+    monkeypatch.setattr(quantize_module, "root_of", capture_started)
     with pytest.raises(error) as info:
         quantize_int8(_tiny_cnn(), **kwargs)
     assert type(info.value) is error
@@ -221,39 +302,55 @@ def test_a_bad_later_batch_is_refused_before_it_reaches_the_model() -> None:
     assert "\n" not in str(info.value)
 
 
-def test_int8_model_checks_its_input() -> None:
-    int8 = quantize_int8(simple_cnn().eval(), torch.randn(8, 3, 32, 32))
+def test_int8_model_checks_its_input(
+    resnet: tuple[nn.Module, torch.Tensor, Int8Classifier],
+) -> None:
+    int8 = resnet[2]
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\); got shape \(2, 1, 32, 32\)"):
         int8(torch.zeros(2, 1, 32, 32))
-
-
-def test_engine_is_restored() -> None:
-    before = torch.backends.quantized.engine
-    quantize_int8(simple_cnn().eval(), torch.randn(8, 3, 32, 32), backend="fbgemm")
-    assert torch.backends.quantized.engine == before
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\); got shape \(3, 32, 32\)"):
+        int8(torch.zeros(3, 32, 32))
 
 
 @pytest.mark.slow
-def test_int8_accuracy_on_fashion_mnist_within_one_point() -> None:
-    from visionblocks.data import load_dataset, subset
-    from visionblocks.train import fit
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_quantizes(name: str) -> None:
+    # docs/quantization.rst promises that every registered model quantizes on the default path.
+    model = create_model(name).eval()
+    assert isinstance(model, Classifier)
+    c, h, w = model.default_input_size
+    int8 = quantize_int8(model, torch.randn(2, c, h, w), num_batches=1)
+    with torch.no_grad():
+        logits = int8(torch.randn(3, c, h, w))
+    assert logits.shape == (3, model.num_classes)
+    assert bool(torch.isfinite(logits).all())
+    # Not silently left in float: every conv runs on int8 weights.
+    convs = sum(isinstance(m, nn.Conv2d) for m in model.modules())
+    assert int8_ops(int8)["int8 weights"] >= convs
 
-    train = load_dataset("fashion-mnist")
-    test = load_dataset("fashion-mnist", split="test")
-    model = simple_cnn(in_channels=1, image_size=28)
-    fit(
-        model, subset(train, 0.2), epochs=3, optimizer="adamw", augment=None, seed=0, progress=False
-    )
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "builder",
+    [
+        lambda: simple_cnn(in_channels=1, image_size=28),
+        lambda: mobilenetv2_cifar(in_channels=1, width_mult=0.5),
+    ],
+    ids=["simple_cnn", "mobilenetv2"],
+)
+def test_int8_accuracy_on_fashion_mnist_within_one_point(builder: Any) -> None:
+    train = vb.load_dataset("fashion-mnist")
+    test = vb.load_dataset("fashion-mnist", split="test")
+    model = builder()
+    vb.fit(
+        model, vb.subset(train, 0.2), epochs=3, optimizer="adamw", augment=None, seed=0,
+        progress=False,
+    )  # fmt: skip
     model = model.cpu().eval()
-    mean, std = (
-        torch.tensor(train.mean).view(1, -1, 1, 1),
-        torch.tensor(train.std).view(1, -1, 1, 1),
-    )
-    x_test = (test.images.float() / 255 - mean) / std
+    mean, std = (torch.tensor(s).view(1, -1, 1, 1) for s in (train.mean, train.std))
     calibration = (train.images[:512].float() / 255 - mean) / std
     int8 = quantize_int8(model, calibration)
-    with torch.no_grad():
-        fp32_acc = (model(x_test).argmax(1) == test.labels).float().mean().item()
-        int8_acc = (int8(x_test).argmax(1) == test.labels).float().mean().item()
-    assert fp32_acc > 0.83  # measured 0.864 with this recipe
+    fp32_acc = vb.evaluate(model, test, device="cpu", precision="fp32").accuracy
+    int8_acc = vb.evaluate(int8, test, device="cpu", precision="fp32").accuracy
+    assert fp32_acc > 0.83  # measured 0.864 (simple CNN) with this recipe
     assert abs(int8_acc - fp32_acc) < 0.01

@@ -46,6 +46,7 @@ from torch import nn
 from visionblocks._paths import check_output_file
 from visionblocks.inference import load_model, model_card
 from visionblocks.model_file import DEFAULT_THRESHOLD, atomic_write_text
+from visionblocks.quantize import Int8Classifier
 from visionblocks.train import save_checkpoint
 
 __all__ = [
@@ -443,6 +444,13 @@ def quantized_layer(model: nn.Module) -> str | None:
 
 
 def _check_not_quantized(model: nn.Module) -> None:
+    if isinstance(model, Int8Classifier):
+        raise ValueError(
+            f"this is an INT8 model (quantize_int8 method={model.method!r}), and export of "
+            f"quantized models is not supported; write its deployment file with "
+            f"int8_model.save('model.onnx') (method='onnxruntime'; '.pt2' for 'pt2e'), or "
+            f"export the float model."
+        )
     name = quantized_layer(model)
     if name is not None:
         raise ValueError(

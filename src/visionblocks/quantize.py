@@ -1,55 +1,72 @@
 """Post-training static INT8 quantization for CPU inference: :func:`quantize_int8`.
 
-The model is traced with torch.fx, Conv+BN(+ReLU) and Linear+ReLU are fused,
-observers record activation ranges on a few calibration batches, and the
-convs/linears are swapped for INT8 kernels with per-channel weights.
+Three paths, chosen with ``method=``; each calibrates activation ranges on a few
+hundred images, quantizes weights per output channel, and returns an
+:class:`Int8Classifier` that takes and returns float tensors:
 
-Why this path: ``benchmarks/bench_quantize.py`` on the development machine (AMD
-EPYC, AVX-512 VNNI and BF16, no AMX) measured oneDNN's INT8 kernels 1.9-2.1x
-faster per CPU-second than fbgemm's for ResNet-20 and the lab CNN (PyTorch's
-``"x86"`` backend picks oneDNN's kernels on VNNI CPUs, fbgemm's otherwise).
-torchao's PT2E flow (``X86InductorQuantizer``) reached about the same speed in
-a quick check, but only through ``torch.compile``: an extra package, ~20 s of
-compilation per model and input shape and a C++ toolchain at run time, whereas
-FX graph mode runs eagerly with torch alone. torch marks ``torch.ao.quantization``
-as deprecated in favour of torchao; its warnings are silenced here and the
-choice is revisited when the FX flow is removed (see docs/quantization.rst).
+* ``"onnxruntime"`` (the default): the model is exported to ONNX and quantized by ONNX
+  Runtime's ``quantize_static`` (QDQ format, uint8 activations, int8 weights); it runs
+  in an ONNX Runtime session, and :meth:`Int8Classifier.save` writes that INT8 ``.onnx``
+  file, which serves predictions with ``onnxruntime`` alone.
+* ``"pt2e"``: torchao's PT2E flow (``X86InductorQuantizer``) compiled by
+  ``torch.compile`` into oneDNN INT8 kernels, at the first call for each batch size;
+  saved as a ``.pt2`` archive of the INT8 graph.
+* ``"fx"``: torch's FX graph mode (``torch.ao.quantization``), eager INT8 modules.
+  torch has deprecated it (its DeprecationWarning reaches the caller); it cannot be saved.
+
+Why this default: ``benchmarks/int8_paths.py`` measured all three on ResNet-20, the lab's
+simple CNN and MobileNetV2 trained on Fashion-MNIST (AMD EPYC with AVX-512 VNNI, one
+thread; table and command in docs/quantization.rst). Every path kept accuracy within
+0.2 points of fp32 and ran 4-5x the fp32 images per second at batch 256, PT2E fastest
+there by 10-20%. At batch 1, the latency a deployed model is asked for, ONNX Runtime was
+5-10x faster than fp32, while PT2E was 0.6-1.5x (a compiled graph's per-call overhead)
+and FX about 2x. ONNX Runtime also needs no compiler (PT2E compiles for 15-75 s per
+batch size, with a C++ toolchain at run time) and writes a file that runs without torch;
+FX is the path torch is removing.
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch import fx, nn
+from torch import nn
 
 from visionblocks._calibration import calibration_batches, check_count, check_fits
-from visionblocks.models import Classifier
+from visionblocks._int8.capture import root_of
+from visionblocks.model_file import attach_card, card_of
 
-__all__ = ["Int8Classifier", "QuantizationBackend", "UnsupportedLayerError", "quantize_int8"]
+__all__ = [
+    "METHODS",
+    "Int8Classifier",
+    "QuantizationBackend",
+    "QuantizationMethod",
+    "UnsupportedLayerError",
+    "load_int8",
+    "quantize_int8",
+]
 
+QuantizationMethod = Literal["onnxruntime", "pt2e", "fx"]
+"""The INT8 path: ``"onnxruntime"`` (default), ``"pt2e"`` or ``"fx"`` (see the module doc)."""
+METHODS: tuple[QuantizationMethod, ...] = ("onnxruntime", "pt2e", "fx")
+"""Every :data:`QuantizationMethod`, the default first."""
 QuantizationBackend = Literal["onednn", "x86", "fbgemm"]
-"""Kernel library for the INT8 ops; ``"onednn"`` is the fastest measured here."""
+"""Kernel library for ``method="fx"``'s INT8 ops; ``"onednn"`` is the fastest measured here."""
 
-# Layers that hold no weights and run on quantized tensors as they are.
-_PASS_THROUGH: tuple[type[nn.Module], ...] = (
-    nn.ReLU,
-    nn.MaxPool2d,
-    nn.AvgPool2d,
-    nn.AdaptiveAvgPool2d,
-    nn.Flatten,
-    nn.Identity,
-    nn.Hardtanh,
-)
-
-# Element-wise activations with no INT8 kernel: each runs in float between a dequantize and
-# a quantize. The float op and the two conversions are cheap next to the INT8 convs around
-# them (docs/quantization.rst has the measured cost on fast_cnn, whose GELUs run this way).
-_FLOAT_ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.GELU, nn.SiLU)
+_SUFFIXES = {"onnxruntime": ".onnx", "pt2e": ".pt2"}  # the file each method saves
+# The modules each method imports, and how to get them.
+_REQUIREMENTS = {
+    "onnxruntime": (("onnxruntime", "onnxscript", "onnx"), "pip install 'visionblocks[quant]'"),
+    "pt2e": (("torchao",), "pip install 'visionblocks[quant]'"),
+    "fx": (
+        ("torch.ao.quantization.quantize_fx",),
+        "torch removed it; use method='onnxruntime' (the default)",
+    ),
+}
 
 
 class UnsupportedLayerError(ValueError):
@@ -60,7 +77,8 @@ class UnsupportedLayerError(ValueError):
 
     Example:
         >>> try:
-        ...     quantize_int8(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Mish()), torch.rand(2, 1, 8, 8))
+        ...     quantize_int8(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Mish()), torch.rand(2, 1, 8, 8),
+        ...                   method="fx")
         ... except UnsupportedLayerError as error:
         ...     print(repr(error.layer), isinstance(error, ValueError))
         '1' True
@@ -76,11 +94,14 @@ class Int8Classifier(nn.Module):
 
     Takes float images ``(B, C, H, W)`` normalised like the float model's inputs and
     returns float logits; quantization of the input happens inside. Inference only:
-    no gradients flow through the INT8 kernels.
+    no gradients flow through the INT8 kernels. It carries the float model's card, so
+    :func:`~visionblocks.predict` and :func:`~visionblocks.evaluate` use it as they would
+    the float model.
 
     Attributes:
-        graph_module: The converted :class:`torch.fx.GraphModule`.
-        backend: The kernel library the weights were packed for.
+        runner: The module that computes the logits: an ONNX Runtime session
+            (``"onnxruntime"``), a compiled graph (``"pt2e"``) or an FX graph (``"fx"``).
+        method: The :data:`QuantizationMethod` that made it.
         in_channels: Expected image channels (``None`` if the float model did not say).
         num_classes: Number of logits (``None`` if the float model did not say).
 
@@ -88,8 +109,8 @@ class Int8Classifier(nn.Module):
         >>> from visionblocks.models import simple_cnn
         >>> float_model = simple_cnn(in_channels=1, image_size=28, widths=(4, 8, 8), hidden=16)
         >>> int8_model = quantize_int8(float_model.eval(), torch.rand(16, 1, 28, 28))
-        >>> int8_model.backend, int8_model.in_channels, int8_model.num_classes
-        ('onednn', 1, 10)
+        >>> int8_model.method, int8_model.in_channels, int8_model.num_classes
+        ('onnxruntime', 1, 10)
         >>> int8_model(torch.rand(2, 1, 28, 28)).dtype  # float in, float logits out
         torch.float32
         >>> int8_model(torch.rand(2, 3, 28, 28))
@@ -100,17 +121,28 @@ class Int8Classifier(nn.Module):
 
     def __init__(
         self,
-        graph_module: torch.fx.GraphModule,
+        runner: nn.Module,
         *,
-        backend: QuantizationBackend,
+        method: QuantizationMethod,
         in_channels: int | None,
         num_classes: int | None,
+        program: torch.export.ExportedProgram | None = None,
     ) -> None:
         super().__init__()
-        self.graph_module = graph_module
-        self.backend = backend
+        self.runner = runner
+        self.method = method
         self.in_channels = in_channels
         self.num_classes = num_classes
+        self._program = program
+
+    def train(self, mode: bool = True) -> Int8Classifier:
+        """Set the ``training`` flag only: the INT8 graph has no training mode to switch.
+
+        (torchao's converted graphs refuse ``.train()``/``.eval()``, which ``evaluate``
+        and other callers of a float model's API call.)
+        """
+        self.training = mode
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Classify float images ``(B, C, H, W)`` into float ``(B, num_classes)`` logits."""
@@ -121,106 +153,97 @@ class Int8Classifier(nn.Module):
             )
         if x.device.type != "cpu":
             raise ValueError(f"INT8 kernels run on the CPU; got a tensor on {x.device}.")
-        return self.graph_module(x.float())  # type: ignore[no-any-return]
+        with torch.no_grad():  # PT2E's compiled INT8 kernels exist for inference only
+            return self.runner(x.float())  # type: ignore[no-any-return]
 
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the INT8 model for deployment, with the float model's card inside.
 
-class _FeaturesAndHead(nn.Module):
-    """``forward_head(forward_features(x))``: a Classifier without its input checks.
+        ``method="onnxruntime"`` writes the quantized ONNX file (``*.onnx``), which runs
+        in any ONNX Runtime without torch; ``method="pt2e"`` writes the INT8 graph as a
+        ``torch.export`` archive (``*.pt2``), which :func:`load_int8` compiles again.
+        ``method="fx"`` models cannot be saved. :func:`load_int8` reads either file.
 
-    The checks branch on tensor shapes, which symbolic tracing cannot follow.
-    """
+        Returns:
+            ``path``, as a :class:`~pathlib.Path`.
 
-    def __init__(self, model: Classifier) -> None:
-        super().__init__()
-        self.model = model
+        Raises:
+            ValueError: ``path`` does not end in the method's suffix, or the model was
+                made with ``method="fx"``.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_head(self.model.forward_features(x))
+        Example:
+            >>> import tempfile
+            >>> from visionblocks.models import simple_cnn
+            >>> float_model = simple_cnn(widths=(4, 8, 8), hidden=16)
+            >>> int8 = quantize_int8(float_model, torch.rand(8, 3, 32, 32))
+            >>> path = int8.save(f"{tempfile.mkdtemp()}/simple_cnn.int8.onnx")
+            >>> load_int8(path)(torch.rand(2, 3, 32, 32)).shape
+            torch.Size([2, 10])
+        """
+        from visionblocks._int8 import files
 
-
-class _NamingTracer(fx.Tracer):
-    """An FX tracer that reports which submodule a tracing failure happened in."""
-
-    def call_module(
-        self,
-        m: nn.Module,
-        forward: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        try:
-            return super().call_module(m, forward, args, kwargs)
-        except UnsupportedLayerError:
-            raise  # already names the innermost module
-        except Exception as error:
-            name = self.path_of_module(m)
-            raise UnsupportedLayerError(
-                name,
-                f"quantize_int8 cannot trace layer {name!r} ({type(m).__name__}): {error}. "
-                f"Graph-mode quantization needs a forward without Python control flow on "
-                f"tensor values; move that logic out of the forward or into a plain torch.nn "
-                f"module.",
-            ) from error
-
-
-def _check_layers(model: nn.Module) -> None:
-    """Raise :class:`UnsupportedLayerError` for the first leaf layer with no INT8 kernel."""
-    from torch.ao.quantization.quantization_mappings import (
-        get_default_static_quant_module_mappings,
-    )
-
-    quantizable = tuple(
-        k for k in get_default_static_quant_module_mappings() if isinstance(k, type)
-    )
-    for name, module in model.named_modules():
-        if next(module.children(), None) is not None:
-            continue  # containers are traced through; only leaves run as one kernel
-        if not type(module).__module__.startswith("torch.nn"):
-            continue  # user modules are traced through as well
-        if not isinstance(module, quantizable + _PASS_THROUGH + _FLOAT_ACTIVATIONS):
-            raise UnsupportedLayerError(
-                name,
-                f"quantize_int8 cannot quantize layer {name!r} ({type(module).__name__}): "
-                f"there is no static INT8 kernel for it. Replace it (e.g. Mish -> ReLU, "
-                f"ConvTranspose2d is supported, LSTM is not) or quantize the layers before "
-                f"it only.",
+        target = Path(path)
+        suffix = _SUFFIXES.get(self.method)
+        if suffix is None:
+            raise ValueError(
+                f"an Int8Classifier made with method={self.method!r} cannot be saved (torch's "
+                f"quantized tensors have no deployment file); quantize with "
+                f"method='onnxruntime' and save the .onnx file."
             )
+        if target.suffix != suffix:
+            raise ValueError(
+                f"method={self.method!r} saves a {suffix} file; name it e.g. "
+                f"{target.with_suffix(suffix).name!r} (got {str(target)!r})."
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if self.method == "onnxruntime":
+            files.write_onnx(target, self.runner.onnx_bytes, card_of(self))  # type: ignore[arg-type]
+        else:
+            assert self._program is not None  # quantize_int8 and load_int8 keep pt2e's program
+            files.write_pt2(target, self._program, card_of(self))
+        return target
 
 
-@contextmanager
-def _quantized_engine(backend: str) -> Iterator[None]:
-    # Weights are packed for the engine active at conversion time; restore the user's after.
-    previous = torch.backends.quantized.engine
-    torch.backends.quantized.engine = backend
+def _missing(module: str) -> bool:
+    import importlib.util
+
     try:
-        yield
-    finally:
-        torch.backends.quantized.engine = previous
+        return importlib.util.find_spec(module) is None
+    except ModuleNotFoundError:  # a parent package is missing
+        return True
+
+
+def _require(method: str) -> None:
+    """Raise a one-line ImportError if a module ``method`` imports is missing."""
+    modules, remedy = _REQUIREMENTS[method]
+    missing = [m for m in modules if _missing(m)]
+    if missing:
+        raise ImportError(f"method={method!r} needs {', '.join(missing)}: {remedy}.")
 
 
 def quantize_int8(
     model: nn.Module,
     calibration_data: torch.Tensor | Iterable[Any],
     *,
-    backend: QuantizationBackend = "onednn",
+    method: QuantizationMethod = "onnxruntime",
+    backend: QuantizationBackend | None = None,
     batch_size: int = 256,
     num_batches: int | None = 8,
 ) -> Int8Classifier:
     """Quantize a float model to INT8 for CPU inference (post-training, static).
 
-    The input model is left untouched. Conv+BN(+ReLU) and Linear+ReLU are fused,
-    activation ranges are calibrated with a histogram observer on
-    ``calibration_data``, weights are quantized per output channel. GELU and SiLU,
-    which have no INT8 kernel, run in float between a dequantize and a quantize.
-    ``calibration_data`` is checked before any work: one bad input fails with a
-    one-line message naming it.
+    The input model is left untouched. Activation ranges are calibrated on
+    ``calibration_data``, weights are quantized per output channel, and layers with no
+    INT8 kernel run in float between INT8 ones. ``calibration_data`` is checked before
+    any work: one bad input fails with a one-line message naming it.
 
     Args:
         model: A float model, usually a trained :class:`~visionblocks.models.Classifier`.
         calibration_data: Representative float inputs: an ``(N, C, H, W)`` tensor or an
             iterable of batches (tensors or ``(images, labels)`` pairs), normalised
             exactly as at inference. A few hundred training images suffice.
-        backend: INT8 kernel library (see :data:`QuantizationBackend`).
+        method: The INT8 path (see :data:`QuantizationMethod` and the module doc).
+        backend: ``method="fx"`` only: its kernel library (default ``"onednn"``).
         batch_size: Batch size (``>= 1``) when ``calibration_data`` is one tensor.
         num_batches: Use at most this many calibration batches (``>= 1``; ``None``: all).
 
@@ -228,13 +251,15 @@ def quantize_int8(
         An :class:`Int8Classifier` taking float images and returning float logits.
 
     Raises:
-        UnsupportedLayerError: A layer has no INT8 kernel or cannot be traced; the
-            message and ``error.layer`` name it.
+        UnsupportedLayerError: The model cannot be quantized by ``method``; the message and
+            ``error.layer`` name the layer, and the message the method that can.
         ValueError: ``calibration_data`` is empty, not 4-D, has the wrong number of
             channels or an image size the model rejects, or holds NaN/inf values;
-            ``batch_size`` or ``num_batches`` is below 1; ``backend`` is unknown.
+            ``batch_size`` or ``num_batches`` is below 1; ``method`` or ``backend`` is
+            unknown, or ``backend`` is given for a method other than ``"fx"``.
         TypeError: A calibration batch is not a float tensor; ``batch_size`` or
             ``num_batches`` is not an int.
+        ImportError: The packages ``method`` needs are missing (``visionblocks[quant]``).
 
     Example:
         >>> from visionblocks.models import resnet_cifar
@@ -242,18 +267,23 @@ def quantize_int8(
         >>> int8_model = quantize_int8(float_model, torch.randn(64, 3, 32, 32))
         >>> int8_model(torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 10])
-        >>> quantize_int8(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Mish()), torch.randn(2, 3, 8, 8))
-        Traceback (most recent call last):
-            ...
-        visionblocks.quantize.UnsupportedLayerError: quantize_int8 cannot quantize layer '1' (Mish): there is no static INT8 kernel for it. ...
-    """  # noqa: E501  (the doctest's expected traceback is one long line)
-    if backend not in torch.backends.quantized.supported_engines:
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}.")
+    if backend is not None and method != "fx":
         raise ValueError(
-            f"backend {backend!r} is not available in this torch build; choose one of "
+            f"backend={backend!r} chooses the kernels of method='fx'; method={method!r} "
+            f"picks its own. Drop backend, or pass method='fx'."
+        )
+    fx_backend = backend or "onednn"
+    if method == "fx" and fx_backend not in torch.backends.quantized.supported_engines:
+        raise ValueError(
+            f"backend {fx_backend!r} is not available in this torch build; choose one of "
             f"{[e for e in torch.backends.quantized.supported_engines if e != 'none']}."
         )
     check_count("batch_size", batch_size, example=256)
     check_count("num_batches", num_batches, example=8, allow_none=True)
+    _require(method)
     in_channels = getattr(model, "in_channels", None)
     batches = calibration_batches(
         calibration_data,
@@ -262,31 +292,83 @@ def quantize_int8(
         in_channels if isinstance(in_channels, int) else None,
     )
     first = next(batches)  # checks the data before any work; never empty (checked inside)
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-
-    float_model = copy.deepcopy(model).cpu().eval()
+    float_model = copy.deepcopy(model).cpu().float().eval()
     check_fits(float_model, first)
-    _check_layers(float_model)
-    root: nn.Module = (
-        _FeaturesAndHead(float_model) if isinstance(float_model, Classifier) else float_model
-    )
-    # Trace ourselves first so a failure names the layer; prepare_fx re-traces the result.
-    traced = fx.GraphModule(root, _NamingTracer().trace(root))
-    with warnings.catch_warnings(), _quantized_engine(backend):
-        # torch.ao.quantization announces its move to torchao on every call; see the module doc.
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.ao\..*")
-        warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated.*")
-        prepared = prepare_fx(traced, get_default_qconfig_mapping(backend), (first,))
-        with torch.no_grad():
-            prepared(first)
-            for x in batches:
-                prepared(x)
-        converted = convert_fx(prepared)
-    return Int8Classifier(
-        converted,
-        backend=backend,
-        in_channels=getattr(model, "in_channels", None),
+    root = root_of(float_model)
+    program = None
+    if method == "onnxruntime":
+        from visionblocks._int8.ort import quantize_onnxruntime
+
+        runner: nn.Module = quantize_onnxruntime(root, first, batches)
+    elif method == "pt2e":
+        from visionblocks._int8.pt2e import quantize_pt2e
+
+        runner, program = quantize_pt2e(root, first, batches)
+    else:
+        from visionblocks._int8.fx import check_layers, quantize_fx
+
+        check_layers(float_model)
+        runner = quantize_fx(root, first, batches, fx_backend)
+    int8 = Int8Classifier(
+        runner,
+        method=method,
+        in_channels=in_channels if isinstance(in_channels, int) else None,
         num_classes=getattr(model, "num_classes", None),
+        program=program,
     )
+    card = card_of(model)
+    return int8 if card is None else attach_card(int8, card)  # type: ignore[return-value]
+
+
+def load_int8(path: str | os.PathLike[str]) -> Int8Classifier:
+    """Load an INT8 model written by :meth:`Int8Classifier.save` (``.onnx`` or ``.pt2``).
+
+    An ``.onnx`` file opens in an ONNX Runtime session (with ``torch.get_num_threads()``
+    threads); a ``.pt2`` archive is compiled again at its first call for each batch size.
+    The card saved with the model comes back with it.
+
+    Raises:
+        ValueError: ``path`` ends in neither ``.onnx`` nor ``.pt2``.
+        FileNotFoundError: ``path`` does not exist.
+        ImportError: The runtime the file needs is missing (``visionblocks[quant]``).
+
+    Example:
+        >>> import tempfile
+        >>> from visionblocks.models import simple_cnn
+        >>> int8 = quantize_int8(simple_cnn(widths=(4, 8, 8), hidden=16), torch.rand(8, 3, 32, 32))
+        >>> loaded = load_int8(int8.save(f"{tempfile.mkdtemp()}/m.onnx"))
+        >>> loaded.method, loaded.in_channels, loaded.num_classes, card_of(loaded).builder
+        ('onnxruntime', 3, 10, 'simple_cnn')
+    """
+    from visionblocks._int8 import files
+
+    source = Path(path)
+    methods = {suffix: method for method, suffix in _SUFFIXES.items()}
+    method = methods.get(source.suffix)
+    if method is None:
+        raise ValueError(
+            f"load_int8 reads the .onnx and .pt2 files Int8Classifier.save writes; got "
+            f"{str(source)!r}. Load a float model file with visionblocks.load_model."
+        )
+    if not source.is_file():
+        raise FileNotFoundError(f"no INT8 model file at {str(source)!r}.")
+    _require(method)
+    program = None
+    if method == "onnxruntime":
+        from visionblocks._int8.ort import OnnxRuntimeModule
+
+        onnx_bytes, info = files.read_onnx(source)
+        runner: nn.Module = OnnxRuntimeModule(onnx_bytes, threads=torch.get_num_threads())
+    else:
+        from visionblocks._int8.pt2e import Compiled
+
+        program, info = files.read_pt2(source)
+        runner = Compiled(program.module())
+    int8 = Int8Classifier(
+        runner,
+        method=method,  # type: ignore[arg-type]
+        in_channels=info.in_channels,
+        num_classes=info.num_classes,
+        program=program,
+    )
+    return int8 if info.card is None else attach_card(int8, info.card)  # type: ignore[return-value]
