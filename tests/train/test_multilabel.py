@@ -207,6 +207,15 @@ def test_fit_infers_multilabel_from_multi_hot_targets_and_trains_with_bce() -> N
     )
 
 
+def test_lr_find_measures_the_multi_label_loss() -> None:
+    _, targets = case(9)
+    result = vb.train.lr_find(Lookup(torch.zeros(SIZE, K)), lookup_data(targets), num_steps=3,
+                              batch_size=100, device="cpu", precision="fp32")  # fmt: skip
+    # Zero logits: K log 2 per image; a softmax cross-entropy on the multi-hot rows would
+    # give (labels per image) x log K instead.
+    assert result.losses[0] == pytest.approx(K * math.log(2), rel=1e-6)
+
+
 def test_mixup_and_cutmix_train_on_multi_hot_targets(sample: vb.data.ImageDataset) -> None:
     tags = (sample.labels[:, None] == torch.tensor([[5, 7, 9]])).any(1, keepdim=True)
     data = vb.data.ImageDataset(sample.images[:256], torch.cat([tags, ~tags], 1)[:256],

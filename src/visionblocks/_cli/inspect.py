@@ -131,7 +131,7 @@ def split_warnings(splits: Splits) -> list[str]:
         parts["test"] = splits.test
     if not all(isinstance(part, ImageDataset) for part in parts.values()):
         return []
-    if any(part.labels.dim() == 2 for part in parts.values()):  # type: ignore[union-attr]
+    if any(part.labels.dim() == 2 for part in parts.values()):
         return []  # multi-label: inspect_data counts one class per image
     return [
         f"warning: {line} (`visionblocks inspect` shows more)"

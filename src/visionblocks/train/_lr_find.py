@@ -16,12 +16,15 @@ from visionblocks.data import DataLike, LoaderOptions
 from visionblocks.train._checks import check_data
 from visionblocks.train._data import make_batches
 from visionblocks.train._device import resolve_plan
+from visionblocks.train._multilabel import MultilabelBCE
 from visionblocks.train._optim import make_optimizer
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["LRFinderResult", "lr_find"]
+
+_MULTILABEL = MultilabelBCE()
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,9 @@ def lr_find(
     """Train for ``num_steps`` with a geometrically growing learning rate; watch the loss.
 
     The model's weights (and BatchNorm statistics) are restored afterwards.
-    The test stops early once the smoothed loss exceeds four times its minimum.
+    The test stops early once the smoothed loss exceeds four times its minimum. The loss
+    is ``fit``'s (without label smoothing): cross-entropy, or for multi-hot targets the
+    multi-label binary cross-entropy.
 
     Args:
         model: The classifier to probe.
@@ -128,7 +133,11 @@ def lr_find(
                 for group in opt.param_groups:
                     group["lr"] = lr
                 with plan.autocast():
-                    loss = F.cross_entropy(model(x).float(), y)
+                    logits = model(x).float()
+                    # Multi-hot (B, K) targets: fit's multi-label loss, not a softmax.
+                    loss: torch.Tensor = (
+                        _MULTILABEL(logits, y) if y.dim() == 2 else F.cross_entropy(logits, y)
+                    )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
