@@ -10,9 +10,10 @@ are multi-label, class indices multi-class) or takes ``task="multilabel"``.
   labels and averaged over the images, ``K`` times ``nn.BCEWithLogitsLoss()``'s mean
   over both, so that each logit's gradient has the scale cross-entropy gives it and
   ``fit``'s default learning rates carry over: with the mean, ``K = 10`` labels trained
-  ten times slower (Fashion-MNIST mosaics, ``benchmarks/multilabel.py``, 3 epochs: mAP
-  55% against 85%, measured). ``fit``'s ``label_smoothing`` ``e`` moves each target
-  towards 1/2, ``y (1 - e) + e / 2``; ``class_weight`` becomes the loss's ``pos_weight``
+  ten times slower (``benchmarks/multilabel.py --train 4000 --test 1000 --seeds 0``,
+  Fashion-MNIST mosaics, 3 epochs: test mAP 55% with the mean, 85% with the sum).
+  ``fit``'s ``label_smoothing`` ``e`` moves each target towards 1/2,
+  ``y (1 - e) + e / 2``; ``class_weight`` becomes the loss's ``pos_weight``
   (``"balanced"``: negatives / positives of each label, so each label's positives weigh
   as much as its negatives). Softmax focal loss and the class-balanced sampler, which
   assume one class per image, are refused.
