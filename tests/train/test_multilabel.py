@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from lookup_model import Lookup
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -39,19 +40,6 @@ from visionblocks.train._multilabel import (
 )
 
 SIZE, K = 300, 6
-
-
-class Lookup(nn.Module):
-    """Returns ``table[i]`` for the image whose pixel (0, 0) is ``i / SIZE``."""
-
-    def __init__(self, table: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("table", table)
-        self.w = nn.Parameter(torch.zeros(()))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        index = (x[:, 0, 0, 0] * SIZE).round().long()
-        return self.table[index] + 0 * self.w  # type: ignore[index]
 
 
 def case(seed: int, *, absent: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

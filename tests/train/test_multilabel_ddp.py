@@ -17,26 +17,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
+from lookup_model import Lookup
 from torch.utils.data import TensorDataset
 
 import visionblocks as vb
 
 SIZE, K = 101, 5
 METRICS = ["macro_f1", "per_label_ap", "per_label_f1"]
-
-
-class Lookup(nn.Module):
-    """Returns ``table[i]`` for the image whose pixel (0, 0) is ``i / SIZE``."""
-
-    def __init__(self, table: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("table", table)
-        self.w = nn.Parameter(torch.zeros(()))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        index = (x[:, 0, 0, 0] * SIZE).round().long()
-        return self.table[index] + 0 * self.w  # type: ignore[index]
 
 
 def case() -> tuple[Lookup, TensorDataset]:
