@@ -1,9 +1,11 @@
-"""FP32 vs INT8 (and bf16) CPU inference for ResNet-20 and the lab's simple CNN, on Fashion-MNIST.
+"""FP32, bf16 and the FX path's INT8 backends (oneDNN, fbgemm) on ResNet-20 and the simple CNN.
 
+The kernel-library study behind ``quantize_int8(method="fx", backend=...)``; the
+comparison of the INT8 paths (ONNX Runtime, PT2E, FX) is ``benchmarks/int8_paths.py``.
 Each model is trained briefly with :func:`visionblocks.fit` on real Fashion-MNIST
 (or loaded from ``--checkpoint-dir`` if a previous run saved it there), quantized
-with :func:`visionblocks.quantize.quantize_int8` on 512 training images, and
-then measured in the same process on the full 10,000-image test set:
+with ``quantize_int8(method="fx")`` on 512 training images (torch warns that this path
+is deprecated), and then measured in the same process on the full 10,000-image test set:
 
 * accuracy of the float model and of the INT8 model (and bf16 autocast);
 * images/second at batch 256 for every variant. The variants are timed in
@@ -14,7 +16,6 @@ Run (about 5 minutes on 2 shared cores, most of it training)::
 
     .venv/bin/python benchmarks/bench_quantize.py --checkpoint-dir /tmp/vb-ckpt
 
-Results are in docs/quantization.rst.
 """
 
 from __future__ import annotations
@@ -114,11 +115,11 @@ def bench_model(
     calibration = calibration[: args.calibration_images]
 
     start = time.perf_counter()
-    int8 = quantize_int8(model, calibration, backend="onednn")
+    int8 = quantize_int8(model, calibration, method="fx", backend="onednn")
     seconds = time.perf_counter() - start
     # fbgemm for comparison: the ``x86`` backend picks oneDNN's kernels on VNNI CPUs, fbgemm's
     # otherwise; these are fbgemm's on this CPU.
-    int8_fbgemm = quantize_int8(model, calibration, backend="fbgemm")
+    int8_fbgemm = quantize_int8(model, calibration, method="fx", backend="fbgemm")
 
     bf16 = cpu_supports_bf16()
     # A copy: .to(memory_format=...) converts in place, and the fp32 row must stay NCHW.
