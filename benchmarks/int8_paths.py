@@ -8,7 +8,9 @@ images and measured in the same process against the float model:
 * accuracy on the full 10,000-image test set (``visionblocks.evaluate``, fp32 on the CPU);
 * batch-1 latency: the median of single-image calls;
 * batch-256 throughput: images per second over whole batches;
-* setup: seconds to quantize, plus (``pt2e``) compiling for batch sizes 1 and 256.
+* setup: seconds to quantize, plus (``pt2e``) compiling for batch sizes 1 and 256, cold:
+  Inductor's caches are switched off (``torch.compiler.config.force_disable_caches``)
+  unless ``--warm-compile-cache`` is given, so a rerun measures what a first start costs.
 
 All runtimes use the same thread count (``--threads``, default 1: the machine has two
 cores shared with other jobs). The variants are timed in interleaved rounds and each
@@ -359,7 +361,14 @@ def main() -> None:
     parser.add_argument("--b256-calls", type=int, default=4, help="batch-256 calls per round")
     parser.add_argument("--checkpoint-dir", default=None, help="cache trained weights here")
     parser.add_argument("--table", type=Path, default=None, help="write the RST table here")
+    parser.add_argument(
+        "--warm-compile-cache",
+        action="store_true",
+        help="let pt2e reuse Inductor's on-disk caches from earlier runs (setup then shrinks)",
+    )
     args = parser.parse_args()
+    if not args.warm_compile_cache:
+        torch.compiler.config.force_disable_caches = True
     methods: list[QuantizationMethod] = args.methods
     args.methods = methods
 

@@ -16,13 +16,14 @@ hundred images, quantizes weights per output channel, and returns an
 
 Why this default: ``benchmarks/int8_paths.py`` measured all three on ResNet-20, the lab's
 simple CNN and MobileNetV2 trained on Fashion-MNIST (AMD EPYC with AVX-512 VNNI, one
-thread; table and command in docs/quantization.rst). Every path kept accuracy within
-0.2 points of fp32 and ran 4-5x the fp32 images per second at batch 256, PT2E fastest
-there by 10-20%. At batch 1, the latency a deployed model is asked for, ONNX Runtime was
-5-10x faster than fp32, while PT2E was 0.6-1.5x (a compiled graph's per-call overhead)
-and FX about 2x. ONNX Runtime also needs no compiler (PT2E compiles for 15-75 s per
-batch size, with a C++ toolchain at run time) and writes a file that runs without torch;
-FX is the path torch is removing.
+thread; the table and its command are in docs/quantization.rst). Every path stayed
+within a quarter of a point of fp32 accuracy on the 10,000 test images and ran 4-6x
+(MobileNetV2: 11-14x) the fp32 images per second at batch 256, PT2E up to a third ahead
+of ONNX Runtime there. At batch 1, the latency a deployed model answers with, ONNX
+Runtime was 4-10x faster than fp32, PT2E and FX at most 2.4x (a compiled graph's and
+eager INT8 modules' per-call overhead). ONNX Runtime also needs no compiler (PT2E
+compiles for each new batch size, with a C++ toolchain at run time) and saves a file that
+runs without torch; FX is the path torch is removing.
 """
 
 from __future__ import annotations
@@ -96,11 +97,14 @@ class Int8Classifier(nn.Module):
     returns float logits; quantization of the input happens inside. Inference only:
     no gradients flow through the INT8 kernels. It carries the float model's card, so
     :func:`~visionblocks.predict` and :func:`~visionblocks.evaluate` use it as they would
-    the float model.
+    the float model. An ONNX Runtime session runs with as many threads as
+    ``torch.get_num_threads()`` gave when it was made.
 
     Attributes:
         runner: The module that computes the logits: an ONNX Runtime session
             (``"onnxruntime"``), a compiled graph (``"pt2e"``) or an FX graph (``"fx"``).
+            The constructor also takes ``program``, the INT8 graph as exported, which
+            :meth:`save` writes for ``"pt2e"``.
         method: The :data:`QuantizationMethod` that made it.
         in_channels: Expected image channels (``None`` if the float model did not say).
         num_classes: Number of logits (``None`` if the float model did not say).
