@@ -27,7 +27,6 @@ from visionblocks.models import (
     Classifier,
     create_model,
     list_models,
-    mobilenetv2_cifar,
     resnet_cifar,
     simple_cnn,
 )
@@ -334,9 +333,11 @@ def test_every_registered_model_quantizes(name: str) -> None:
     "builder",
     [
         lambda: simple_cnn(in_channels=1, image_size=28),
-        lambda: mobilenetv2_cifar(in_channels=1, width_mult=0.5),
+        # Residual adds and BN folded into the convs. (MobileNetV2's measurement on the full
+        # test set is benchmarks/int8_paths.py's: training it here takes over 15 minutes.)
+        lambda: resnet_cifar(in_channels=1, depth=20),
     ],
-    ids=["simple_cnn", "mobilenetv2"],
+    ids=["simple_cnn", "resnet20"],
 )
 def test_int8_accuracy_on_fashion_mnist_within_one_point(builder: Any) -> None:
     train = vb.load_dataset("fashion-mnist")
