@@ -35,7 +35,6 @@ import importlib.util
 import io
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from visionblocks._int8.capture import innermost_layer
 from visionblocks._paths import check_output_file
 from visionblocks.inference import load_model, model_card
 from visionblocks.model_file import DEFAULT_THRESHOLD, atomic_write_text
@@ -466,34 +466,12 @@ def _cpu_float_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
 
 
-@contextlib.contextmanager
-def _layer_tracker(model: nn.Module) -> Iterator[list[str]]:
-    """Yield the stack of the modules being run, innermost last (names as in named_modules)."""
-    stack: list[str] = []
-
-    def enter(name: str) -> Any:
-        return lambda module, args: stack.append(name)
-
-    def leave(module: nn.Module, args: Any, output: Any) -> None:
-        stack.pop()
-
-    handles = []
-    for name, module in model.named_modules():
-        handles.append(module.register_forward_pre_hook(enter(name)))
-        handles.append(module.register_forward_hook(leave))
-    try:
-        yield stack
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def _capture(model: nn.Module, shape: tuple[int, int, int]) -> torch.export.ExportedProgram:
     """``torch.export`` with a dynamic batch; a failure names the innermost layer it hit."""
     example = torch.randn((_TRACE_BATCH, *shape), generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1)
     try:
-        with _layer_tracker(model) as running:
+        with innermost_layer(model) as running:
             return torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
     except Exception as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
