@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 import torch
 from lookup_model import Lookup
 from torch.utils.data import TensorDataset
+from two_ranks import run_two_ranks
 
 import visionblocks as vb
 
@@ -53,20 +52,9 @@ def worker(out: Path) -> None:
     (out / f"rank{os.environ['RANK']}.json").write_text(json.dumps(record))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_multi_label_metrics_under_ddp_equal_a_single_process(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           f"--master_port={_free_port()}", __file__, str(tmp_path)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ranks = run_two_ranks(__file__, tmp_path)
     model, data = case()
     alone = vb.evaluate(model, data, precision="fp32", device="cpu", metrics=METRICS)
     assert ranks[0] == ranks[1]  # every rank records the same numbers
