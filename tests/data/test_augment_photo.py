@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from visionblocks.data import (
     batch_resized_crop,
     load_dataset,
 )
-from visionblocks.data._augment_photo import PHOTO_RATIO, PHOTO_SCALE, _crop_boxes
+from visionblocks.data._augment_photo import PHOTO_RATIO, PHOTO_SCALE, _crop_box, _crop_boxes
 
 
 def _photos(n: int, channels: int, dtype: torch.dtype, size: tuple[int, int] = (24, 32)):
@@ -61,10 +62,22 @@ def test_the_loader_replays_an_epoch_exactly_and_varies_between_epochs() -> None
     assert not torch.equal(first, other)
 
 
-def test_crops_vary_in_place_size_and_shape_within_the_preset_ranges() -> None:
+def _one_by_one(count: int, height: int, width: int) -> torch.Tensor:
+    """``count`` boxes of the streaming path's per-image rule, one seed each."""
+    boxes = [
+        _crop_box(height, width, PHOTO_SCALE, PHOTO_RATIO, random.Random(s)) for s in range(count)
+    ]
+    return torch.tensor(boxes, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("draw", ["batched", "per-image"])
+def test_crops_vary_in_place_size_and_shape_within_the_preset_ranges(draw: str) -> None:
     # Fails if every image gets one box, or if scale is applied to the side instead of the area.
     height, width = 224, 224
-    boxes = _crop_boxes(2000, height, width, PHOTO_SCALE, PHOTO_RATIO, torch.Generator())
+    if draw == "batched":
+        boxes = _crop_boxes(2000, height, width, PHOTO_SCALE, PHOTO_RATIO, torch.Generator())
+    else:
+        boxes = _one_by_one(2000, height, width)
     top, left, box_h, box_w = boxes.unbind(1)
     share = box_h * box_w / (height * width)
     aspect = box_w / box_h
