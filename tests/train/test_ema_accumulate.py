@@ -11,7 +11,15 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import visionblocks as vb
 from visionblocks.data import DeviceLoader, load_dataset, subset
-from visionblocks.train import BestCheckpoint, Callback, RunState, evaluate, fit, load_checkpoint
+from visionblocks.train import (
+    EMA,
+    BestCheckpoint,
+    Callback,
+    RunState,
+    evaluate,
+    fit,
+    load_checkpoint,
+)
 
 
 def linear_model() -> nn.Module:
@@ -41,8 +49,8 @@ class LiveWeights(Callback):
 def test_ema_leaves_the_hand_computed_average(small: vb.data.ImageDataset) -> None:
     model, live = linear_model(), LiveWeights()
     fit(
-        model, small, epochs=2, batch_size=50, ema=0.8, augment=None, callbacks=[live],
-        precision="fp32", progress=False, seed=0,
+        model, small, epochs=2, batch_size=50, ema=EMA(0.8, warmup=False), augment=None,
+        callbacks=[live], precision="fp32", progress=False, seed=0,
     )  # fmt: skip
     assert len(live.after_step) == 16
     # torch's EMA: the first update copies the weights, then avg = d * avg + (1 - d) * w.
@@ -54,14 +62,35 @@ def test_ema_leaves_the_hand_computed_average(small: vb.data.ImageDataset) -> No
     assert max_difference(weights(model), live.after_step[-1]) > 1e-3
 
 
+def test_a_float_ema_warms_up_from_the_initial_weights(small: vb.data.ImageDataset) -> None:
+    # fit(ema=0.8) is EMA(0.8) with warm-up: the average starts at the initial weights and
+    # step t moves it by 1 - min(0.8, (1 + t) / (10 + t)). Fails if a float means no warm-up
+    # (the first update would copy the weights) or if the warm-up decay is mis-indexed.
+    model, live = linear_model(), LiveWeights()
+    average = weights(model)
+    fit(
+        model, small, epochs=2, batch_size=50, ema=0.8, augment=None, callbacks=[live],
+        precision="fp32", progress=False, seed=0,
+    )  # fmt: skip
+    assert len(live.after_step) == 16
+    for t, step in enumerate(live.after_step, start=1):
+        decay = min(0.8, (1 + t) / (10 + t))
+        average = {k: decay * average[k] + (1 - decay) * step[k] for k in average}
+    assert max_difference(weights(model), average) < 1e-6
+    no_warmup = dict(live.after_step[0])
+    for step in live.after_step[1:]:
+        no_warmup = {k: 0.8 * no_warmup[k] + 0.2 * step[k] for k in no_warmup}
+    assert max_difference(weights(model), no_warmup) > 1e-3
+
+
 def test_ema_equals_averaged_model_run_by_hand(small: vb.data.ImageDataset) -> None:
     model, live = linear_model(), LiveWeights()
     by_hand = AveragedModel(
         linear_model(), multi_avg_fn=get_ema_multi_avg_fn(0.95), use_buffers=True
     )
     fit(
-        model, small, epochs=1, batch_size=50, ema=0.95, callbacks=[live], precision="fp32",
-        progress=False, seed=0,
+        model, small, epochs=1, batch_size=50, ema=EMA(0.95, warmup=False), callbacks=[live],
+        precision="fp32", progress=False, seed=0,
     )  # fmt: skip
     shadow = linear_model()
     for state in live.after_step:
