@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 from torchvision.io import write_png
 
+from visionblocks._device import cpu_flags as present_cpu_flags
 from visionblocks.data import StreamLoader, default_num_workers, load_dataset
 
 # The "photo" preset's random resized crop: share of the area, aspect ratio (width / height).
@@ -56,12 +57,9 @@ PHOTO_SCALE, PHOTO_RATIO = (0.35, 1.0), (3 / 4, 4 / 3)
 
 
 def cpu_flags() -> str:
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "unknown"
+    present = set(present_cpu_flags())
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return ", ".join(f"{f}={'yes' if f in flags else 'no'}" for f in wanted)
+    return ", ".join(f"{f}={'yes' if f in present else 'no'}" for f in wanted)
 
 
 def write_folder(folder: Path, images: int) -> None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -51,6 +52,8 @@ from _lab_baseline import Run, lab_time_to_accuracy
 from torch.utils.flop_counter import FlopCounterMode
 
 import visionblocks as vb
+from visionblocks._device import cpu_flags as present_cpu_flags
+from visionblocks._device import cpu_name
 from visionblocks.recipes import RECIPE_PRESETS, FastRecipe, fast_recipe, train_fast
 from visionblocks.train import Callback, RunState, fit, resolve_plan
 
@@ -368,7 +371,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     per_seed = {seed: run_sides(sides, train, test, args, seed) for seed in args.seeds}
 
     report: dict[str, Any] = {
-        "seeds": args.seeds, "cpu_flags": cpu_flags(), "runs": {}, "ratios": {}
+        "seeds": args.seeds, "cpu_flags": cpu_flags(), "cpu": cpu_name(),
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average": os.getloadavg()[0], "runs": {}, "ratios": {},
     }  # fmt: skip
     print("\nresults (seconds include the per-epoch evaluations on the full test set):")
     for seed, runs in per_seed.items():
@@ -412,14 +417,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def cpu_flags() -> str:
-    """The CPU features that decide the kernels (AVX-512 BF16, AMX), as /proc/cpuinfo lists them."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    flags = set(next((ln for ln in text.splitlines() if ln.startswith("flags")), "").split())
-    wanted = ("avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-    return " ".join(f for f in wanted if f in flags) or "none of avx512f/avx512_bf16/amx"
+    """The CPU features that decide the kernels (AVX-512 BF16, AMX), space-separated."""
+    return " ".join(f for f in present_cpu_flags() if f.startswith(("avx512", "amx"))) or (
+        "none of avx512f/avx512_bf16/amx"
+    )
 
 
 if __name__ == "__main__":

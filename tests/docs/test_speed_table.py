@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from types import ModuleType
 
@@ -22,23 +21,36 @@ def _script() -> ModuleType:
 
 def test_the_committed_table_is_the_report() -> None:
     script = _script()
-    report = json.loads(script.REPORT.read_text())
+    reports = script.load_reports()
+    # Both kinds of machine were measured; a report lost or renamed drops its table.
+    assert list(reports) == ["with AMX", "without AMX"]
     # Catches a table edited by hand, or a new benchmark run without regenerating it.
-    assert script.OUT.read_text() == script.render(report), (
+    assert script.OUT.read_text() == script.render(reports), (
         "run .venv/bin/python docs/figures/make_speed_table.py"
     )
 
 
-def test_the_ratios_quoted_in_prose_are_the_report() -> None:
-    report = json.loads(_script().REPORT.read_text())
-    to93 = report["lab_epochs"]["fast to 93%"]
-    to94 = report["lab_epochs"]["fast:fashion-mnist-94 to 94%"]
-    speed = (ROOT / "docs" / "speed.rst").read_text()
-    readme = (ROOT / "README.md").read_text()
+def test_the_ratios_quoted_in_prose_are_the_reports() -> None:
+    reports = _script().load_reports()
+    # Whitespace folded: a claim may wrap across lines.
+    speed = " ".join((ROOT / "docs" / "speed.rst").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    amx = reports["with AMX"]["lab_epochs"]
+    to93 = amx["fast to 93%"]
+    to94 = amx["fast:fashion-mnist-94 to 94%"]
     assert f"93% in {to93['lab_epochs']:.2f} lab epochs" in speed
     assert f"94% in {to94['lab_epochs']:.1f} lab epochs" in speed
     assert f"in 2 epochs, {to93['lab_epochs']:.2f} of the" in readme
     assert f"in {to94['lab_epochs']:.1f} lab epochs" in readme
-    # The targets, as the report measured them (mean over its seeds).
+    # The targets, as the AMX report measured them (mean over its seeds).
     assert to93["lab_epochs"] <= 1.0
     assert to94["lab_epochs"] <= 3.0
+    # Without AMX: the claims must say what was measured, targets missed included.
+    plain = reports["without AMX"]["lab_epochs"]["fast to 93%"]
+    reached = [r for r in plain["per_seed"] if r is not None]
+    seeds = len(plain["per_seed"])
+    ratios = f"{min(reached):.2f}-{max(reached):.2f} lab epochs"
+    assert ratios in speed
+    assert f"{len(reached)} of {seeds} seeds reach 93%" in speed
+    assert f"2 epochs take {ratios}" in readme
+    assert f"reach 93% for only {len(reached)} of {seeds} seeds" in readme
