@@ -230,7 +230,9 @@ def test_bad_uses_are_refused_with_the_fix() -> None:
     loader = DataLoader(TensorDataset(torch.zeros(4, 1, 2, 2), torch.zeros(4)), batch_size=2)
     with pytest.raises(ValueError, match="a DataLoader has its own sampler"):
         make_batches(loader, options, train=True)
-    with pytest.raises(ValueError, match=r"shape \(N,\)"):
+    with pytest.raises(ValueError, match=r"multi-label, shape \(4, 2\).*class_weight="):
         BalancedSampler(torch.zeros(4, 2))
+    with pytest.raises(ValueError, match=r"shape \(N,\)"):
+        BalancedSampler(torch.zeros(4, 2, 1))
     with pytest.raises(ValueError, match="class indices >= 0"):
         BalancedSampler([0, -1])

@@ -259,6 +259,39 @@ def test_what_multi_label_targets_cannot_do_fails_before_training(
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
+class _WithTargets(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """A user's Dataset that says its multi-hot labels in ``.targets``, like torchvision's."""
+
+    def __init__(self, pairs: TensorDataset) -> None:
+        self.images, self.targets = pairs.tensors
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i], self.targets[i]
+
+
+def test_a_datasets_multi_hot_targets_give_balanced_class_weights() -> None:
+    # Fails if .targets of shape (N, K) are refused as "not one class index per item" (they
+    # were), or read differently from a TensorDataset's labels.
+    _, targets = case(9)
+    images = torch.rand(SIZE, 1, 2, 2, generator=torch.Generator().manual_seed(1))
+    pairs = TensorDataset(images, targets.float())
+
+    def trained(data: Any, **kwargs: Any) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(4, K))
+        fit(model, data, **{**COMMON, **kwargs})
+        return model[1].weight.detach().clone()
+
+    weighted = trained(_WithTargets(pairs), class_weight="balanced")
+    assert torch.equal(weighted, trained(pairs, class_weight="balanced"))
+    assert not torch.equal(weighted, trained(_WithTargets(pairs)))  # the weights did act
+    with pytest.raises(ValueError, match=r"multi-label.*use class_weight='balanced'"):
+        fit(Lookup(torch.zeros(SIZE, K)), _WithTargets(pairs), sampler="balanced", **COMMON)
+
+
 def test_task_multilabel_refuses_class_indices(small: vb.data.ImageDataset) -> None:
     model = vb.simple_cnn(in_channels=1, image_size=28)
     with pytest.raises(ValueError, match="needs \\(N, K\\) multi-hot training labels"):

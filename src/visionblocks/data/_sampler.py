@@ -209,8 +209,9 @@ def dataset_labels(data: object) -> torch.Tensor | None:
 
     In-memory data and a :class:`~visionblocks.data.StreamingDataset` (see
     :func:`~visionblocks.data.labels_of`), a ``TensorDataset`` (its second tensor), a
-    ``Dataset`` with a ``targets`` attribute (torchvision's datasets have one) and a
-    ``Subset`` of any of these; ``None`` for anything else.
+    ``Dataset`` with a ``targets`` attribute (torchvision's datasets have one; a 2-D
+    tensor of multi-hot rows is returned as it is) and a ``Subset`` of any of these;
+    ``None`` for anything else.
 
     Example:
         >>> from torch.utils.data import Subset, TensorDataset
@@ -231,6 +232,8 @@ def dataset_labels(data: object) -> torch.Tensor | None:
     targets: Any = getattr(data, "targets", None) if isinstance(data, Dataset) else None
     if targets is None:
         return None
+    if isinstance(targets, torch.Tensor) and targets.dim() == 2:
+        return targets.detach().cpu()  # (N, K) multi-hot, as a TensorDataset's labels
     return _class_indices(targets, f"{type(data).__name__}.targets")
 
 
@@ -242,6 +245,12 @@ def _class_indices(labels: Sequence[int] | torch.Tensor, name: str) -> torch.Ten
         raise TypeError(
             f"{name} must be a sequence of class indices; got {type(labels).__name__}."
         ) from None
+    if values.dim() == 2:
+        raise ValueError(
+            f"{name} are multi-label, shape {tuple(values.shape)}: a class-balanced draw needs "
+            f"one class per item. For multi-label data use class_weight='balanced' (a "
+            f"pos_weight per label) instead of sampler='balanced'."
+        )
     if values.dim() != 1 or values.is_complex() or values.dtype == torch.bool:
         raise ValueError(
             f"{name} must be one class index per item, shape (N,); got shape "
