@@ -253,6 +253,27 @@ def test_an_unknown_monitor_fails_before_training_naming_the_valid_ones(
         assert "'val_macro_f1'" in message
 
 
+@pytest.mark.parametrize("checker", ["EarlyStopping", "BestCheckpoint"])
+def test_a_refused_monitor_leaves_an_earlier_loggers_file_alone(
+    checker: str, tmp_path: Path
+) -> None:
+    # The CSVLogger comes first in callbacks and rewrites its file when the run starts: the
+    # monitor check must run before that, or a rerun with a misspelt monitor empties the
+    # previous run's history.csv.
+    logits, labels = case(10, seed=5)
+    data = lookup_data(labels)
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,val_acc\n1,0.5\n")
+    watcher = (
+        EarlyStopping("val_acc_typo")
+        if checker == "EarlyStopping"
+        else BestCheckpoint(tmp_path / "best.pt", "val_acc_typo")
+    )
+    with pytest.raises(ValueError, match="which this run does not record"):
+        fit(Lookup(logits), data, data, callbacks=[CSVLogger(history), watcher], **COMMON)
+    assert history.read_text() == "epoch,val_acc\n1,0.5\n"
+
+
 def _no_name(out: torch.Tensor, targets: torch.Tensor) -> float:
     return 0.0
 

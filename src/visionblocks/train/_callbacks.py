@@ -35,6 +35,14 @@ class Callback:
         ...         print(f"epoch {epoch}: lr {metrics['lr']:.3f}")
     """
 
+    def on_fit_check(self, trainer: RunState) -> None:
+        """Called once, after setup and before any callback's ``on_fit_start``.
+
+        Raise here to refuse the run before any callback has opened or written a file
+        (a :class:`~visionblocks.train.CSVLogger` rewrites its file in ``on_fit_start``).
+        Optional: a callback that does not subclass :class:`Callback` may omit it.
+        """
+
     def on_fit_start(self, trainer: RunState) -> None:
         """Called once, after setup and before the first epoch."""
 
@@ -63,7 +71,9 @@ class Callback:
         """Called once when training ends, also after an interrupt or an error."""
 
 
-_HOOKS = tuple(name for name in vars(Callback) if name.startswith("on_"))
+# The hooks fit calls on every callback; on_fit_check is optional (added after 0.2).
+OPTIONAL_HOOKS = ("on_fit_check",)
+_HOOKS = tuple(n for n in vars(Callback) if n.startswith("on_") and n not in OPTIONAL_HOOKS)
 """The hooks ``fit`` calls on every callback."""
 
 
@@ -143,7 +153,8 @@ def _bind_monitor(who: str, monitor: str, mode: MetricMode | None, trainer: RunS
     """Check ``monitor`` against what the run records, before any training; its direction.
 
     ``fit`` names the metrics its history will hold (``History.modes``) before
-    ``on_fit_start``: a misspelt monitor, a ``val_`` one without validation data, or a
+    ``on_fit_check``, which runs before any callback's ``on_fit_start``: a misspelt
+    monitor, a ``val_`` one without validation data, or a
     user metric of unknown direction with ``mode="auto"`` fails here, not after an epoch.
 
     Raises:
@@ -221,7 +232,7 @@ class EarlyStopping(Callback):
         self.bad_epochs = 0
         self.stopped_epoch: int | None = None
 
-    def on_fit_start(self, trainer: RunState) -> None:
+    def on_fit_check(self, trainer: RunState) -> None:
         """Check that the run records ``monitor``, and learn its direction if ``mode="auto"``."""
         self.mode = _bind_monitor("EarlyStopping", self.monitor, self.mode, trainer)
         if math.isnan(self.best):
@@ -241,7 +252,7 @@ class EarlyStopping(Callback):
         """Track the monitored metric; ask the trainer to stop when patience runs out."""
         if not _check_monitored("EarlyStopping", self.monitor, trainer, metrics):
             return
-        assert self.mode is not None  # bound in on_fit_start
+        assert self.mode is not None  # bound in on_fit_check
         if _improved(metrics[self.monitor], self.best, self.mode, self.min_delta):
             self.best, self.bad_epochs = metrics[self.monitor], 0
             return
@@ -288,7 +299,7 @@ class BestCheckpoint(Callback):
         self.best = _start_value(self.mode)
         self.best_epoch: int | None = None
 
-    def on_fit_start(self, trainer: RunState) -> None:
+    def on_fit_check(self, trainer: RunState) -> None:
         """Check that the run records ``monitor``, and learn its direction if ``mode="auto"``."""
         if self.given_monitor is None:  # the run's headline metric
             self.monitor = "val_map" if trainer.task == "multilabel" else "val_acc"
@@ -310,7 +321,7 @@ class BestCheckpoint(Callback):
         if not _check_monitored("BestCheckpoint", self.monitor, trainer, metrics):
             return
         value = metrics[self.monitor]
-        assert self.mode is not None  # bound in on_fit_start
+        assert self.mode is not None  # bound in on_fit_check
         if _improved(value, self.best, self.mode, 0.0):
             self.best, self.best_epoch = value, epoch
             if trainer.is_main_process:

@@ -294,6 +294,7 @@ def fit(
     saved_epoch = run.epoch if saved is not None else None
     mixers = make_mixers(mixup, cutmix)
     partial: int | None = None  # the epoch whose weights are returned half-trained
+    run.emit("on_fit_check")  # every callback may refuse the run before any writes a file
     run.emit("on_fit_start")
     try:
         while run.epoch < epochs and not run.should_stop:

@@ -135,6 +135,8 @@ class RunState:
             tqdm.write(message)
 
     def emit(self, hook: str, *args: Any) -> None:
-        """Call ``hook`` on every callback, in order."""
+        """Call ``hook`` on every callback that has it, in order (only optional hooks may lack)."""
         for cb in self.callbacks:
-            getattr(cb, hook)(self, *args)
+            method = getattr(cb, hook, None)
+            if method is not None:
+                method(self, *args)
