@@ -466,15 +466,20 @@ def test_eval_of_a_built_in_dataset_run_reproduces_its_test_accuracy(
 
 
 def test_a_small_folders_default_plan_takes_enough_steps() -> None:
-    from visionblocks._cli._train_plan import MIN_STEPS, small_batch_size, too_few_steps
+    from visionblocks._cli._train_plan import (
+        MIN_STEPS,
+        SMALL_FOLDER_STEPS,
+        small_batch_size,
+        too_few_steps,
+    )
 
     # 4 classes x 100 images, 20% held out: 320 training images. 0.2 planned 8 epochs of
     # 5 steps of 64 and scored 48.75%-82.50% over seeds; 300 steps of 16 score 82.5%-87.5%
     # over 5 (benchmarks/small_folder_plan.py).
     batch = small_batch_size(320)
     assert (batch, 320 // batch) == (16, 20)
-    assert too_few_steps(15, batch, 320) is None
-    assert too_few_steps(14, batch, 320) is not None  # 280 steps
+    assert too_few_steps(8, batch, 320) is None  # 160 steps
+    assert too_few_steps(7, batch, 320) is not None  # 140 steps
     assert too_few_steps(8, 64, 320) is not None
     args = build_parser().parse_args(["train"])
     options = train_module.resolve_options(args)
@@ -482,7 +487,7 @@ def test_a_small_folders_default_plan_takes_enough_steps() -> None:
     plan = train_module.plan_model(options, train)
     kwargs = train_module.fit_arguments(options, train, plan)
     assert (kwargs["batch_size"], kwargs["epochs"]) == (16, 25)  # 300 steps: more epochs
-    assert kwargs["epochs"] * (len(train) // 16) >= MIN_STEPS
+    assert kwargs["epochs"] * (len(train) // 16) >= SMALL_FOLDER_STEPS > MIN_STEPS
 
 
 def test_a_labels_file_trains_with_the_crop_rule_and_eval_repeats_it(

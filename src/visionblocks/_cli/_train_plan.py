@@ -51,6 +51,8 @@ __all__ = [
     "MIN_STEPS",
     "RECIPE_SETS",
     "SMALL_DATA",
+    "SMALL_FOLDER",
+    "SMALL_FOLDER_STEPS",
     "Data",
     "EpochCopies",
     "Plan",
@@ -75,11 +77,15 @@ SMALL_DATA = 10_000
 # A small folder still gets this many optimizer steps per epoch (batches down to 16)...
 SMALL_STEPS_PER_EPOCH = 20
 # ... and this many in all (more epochs, up to MAX_SMALL_EPOCHS): with fewer, the result
-# swings with the seed. 4 classes x 100 Fashion-MNIST images (T-shirt, Trouser, Shirt,
-# Sneaker), 5 seeds, benchmarks/small_folder_plan.py: 0.2's 8 epochs x 5 steps of 64 gave
-# 48.8-82.5% (3 seeds), 160 steps of 16 82.5-90.0%, 320 steps 85.0-88.8%, 600 steps
-# 80.0-86.3% (it overfits).
-MIN_STEPS = 300
+# swings with the seed, and a plan below it gets a warning. 4 classes x 100 Fashion-MNIST
+# images (T-shirt, Trouser, Shirt, Sneaker), 5 seeds, benchmarks/small_folder_plan.py: 0.2's
+# 8 epochs x 5 steps of 64 gave 48.8-82.5% (3 seeds), 160 steps of 16 82.5-90.0%.
+MIN_STEPS = 150
+# A folder so small that its batches are halved (under 64 x SMALL_STEPS_PER_EPOCH images)
+# gets this many steps: on the folder above, 300 steps gave 82.5-87.5% over 5 seeds, 320
+# steps 85.0-88.8%, 600 steps 80.0-86.3% (it overfits).
+SMALL_FOLDER = 64 * SMALL_STEPS_PER_EPOCH
+SMALL_FOLDER_STEPS = 300
 MAX_SMALL_EPOCHS = 30
 # The fit() options a --recipe sets itself; left alone (None on the parser) they take
 # train's FIT_DEFAULTS.
@@ -238,7 +244,8 @@ def fit_arguments(
         epochs = args.epochs
         if epochs is None:  # enough steps in all for a small folder, within reason
             steps = _steps_per_epoch(len(train), batch_size)
-            epochs = min(MAX_SMALL_EPOCHS, max(DEFAULT_EPOCHS, -(-MIN_STEPS // steps)))
+            wanted = SMALL_FOLDER_STEPS if len(train) < SMALL_FOLDER else MIN_STEPS
+            epochs = min(MAX_SMALL_EPOCHS, max(DEFAULT_EPOCHS, -(-wanted // steps)))
         kwargs.update(epochs=epochs, batch_size=batch_size, lr=args.lr)
     kwargs.update(
         mixup=args.mixup, cutmix=args.cutmix, device=args.device, precision=args.precision,

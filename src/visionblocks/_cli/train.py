@@ -38,6 +38,8 @@ from visionblocks._cli._train_plan import (
     MIN_STEPS,
     RECIPE_SETS,
     SMALL_DATA,
+    SMALL_FOLDER,
+    SMALL_FOLDER_STEPS,
     Data,
     Plan,
     check_options,
@@ -138,8 +140,9 @@ def _add_options(p: argparse.ArgumentParser) -> None:
         "hold out this stratified fraction of the images for validation (default: 0.2)",
     )  # fmt: skip
     p.add_argument(
-        "--epochs", type=int, help=f"default: {DEFAULT_EPOCHS} (more on a small folder, for "
-        f"{MIN_STEPS} optimizer steps in all), or the recipe's",
+        "--epochs", type=int, help=f"default: {DEFAULT_EPOCHS}, or more for {MIN_STEPS} "
+        f"optimizer steps in all ({SMALL_FOLDER_STEPS} below {SMALL_FOLDER:,} training "
+        f"images), or the recipe's",
     )  # fmt: skip
     p.add_argument(
         "--batch-size", type=int,
