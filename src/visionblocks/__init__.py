@@ -67,7 +67,7 @@ from visionblocks.models import (
     vgg16_cifar,
     vgg_cifar,
 )
-from visionblocks.quantize import Int8Classifier, UnsupportedLayerError, quantize_int8
+from visionblocks.quantize import Int8Classifier, UnsupportedLayerError, load_int8, quantize_int8
 from visionblocks.recipes import (
     FastCNN,
     FastRecipe,
@@ -210,6 +210,7 @@ __all__ = [
     "RuntimeLatency",
     # quantization
     "quantize_int8",
+    "load_int8",
     "Int8Classifier",
     "UnsupportedLayerError",
     # subpackages
