@@ -558,16 +558,17 @@ def fig_int8() -> None:
         f"({pct(bars[n]['fp32_acc'])} -> {pct(bars[n]['int8_acc'])})"
         for n in names
     )
+    int8_path = "the default ONNX Runtime path"
     write_figure(
         "int8_speed",
         "Images per second in fp32 and after quantize_int8, with test accuracy",
-        f"``quantize_int8`` (oneDNN, 512 calibration images) on the two trained Exercise "
-        f"1/2 models: median of 9 interleaved timed batches of 256 1x28x28 images on one "
+        f"``quantize_int8`` ({int8_path}, 512 calibration images) on the two trained "
+        f"Exercise 1/2 models: median of 9 interleaved timed batches of 256 1x28x28 images on one "
         f"CPU thread of a shared machine (fp32 in NCHW), accuracy on the {len(test):,} test "
         f"images above each bar. "
         f"INT8 speed-up (accuracy fp32 -> INT8): {speedups}. On a loaded machine these "
-        f"ratios are noisy: the controlled benchmark of :doc:`/quantization` (quiet cores) "
-        f"measured 3.5x for ResNet-20 and 3.2-3.6x for the simple CNN.",
+        f"ratios are noisy: the benchmark of :doc:`/quantization` "
+        f"(``benchmarks/int8_paths.py``) compares the three INT8 paths side by side.",
         width="70%",
     )
 
