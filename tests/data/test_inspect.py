@@ -216,6 +216,17 @@ def test_labels_file_without_a_label_column(tmp_path: Path) -> None:
         inspect_data(tmp_path / "labels.csv")
 
 
+def test_labels_file_rows_follow_load_datasets_rules(tmp_path: Path) -> None:
+    # inspect reads a labels file with load_dataset's reader: a multi-label file is named as
+    # such (it used to be "no label column"), and an empty label names its line.
+    (tmp_path / "tags.csv").write_text("image,tags\na.png,cat dog\n")
+    with pytest.raises(ValueError, match="multi-label labels file"):
+        inspect_data(tmp_path / "tags.csv")
+    (tmp_path / "labels.csv").write_text("image,label\na.png,x\nb.png,\n")
+    with pytest.raises(ValueError, match="line 3 has an empty label"):
+        inspect_data(tmp_path / "labels.csv")
+
+
 def test_named_dataset_is_its_train_and_test_splits() -> None:
     report = inspect_data("sample")
     train, test = load_dataset("sample"), load_dataset("sample", "test")

@@ -9,7 +9,6 @@ zero images. Nothing is decoded here.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from visionblocks.data._folder import (
     check_val_fraction,
     held_out,
 )
-from visionblocks.data._labels import IMAGE_COLUMNS, LABEL_COLUMNS
+from visionblocks.data._labels import read_csv_rows
 
 __all__ = ["InspectSplit", "folder_splits", "labels_file_splits"]
 
@@ -134,27 +133,10 @@ def labels_file_splits(
 
 def _rows(path: Path) -> list[tuple[str, str]]:
     """``(image, label)`` of every non-blank row under the header of a labels file."""
-    # utf-8-sig: spreadsheet programs start a CSV with a byte-order mark.
-    with path.open(newline="", encoding="utf-8-sig") as file:
-        reader = csv.reader(file)
-        header = [h.strip().lower() for h in next(reader, [])]
-        columns = []
-        for accepted, what in ((IMAGE_COLUMNS, "image"), (LABEL_COLUMNS, "label")):
-            found = [header.index(n) for n in accepted if n in header]
-            if not found:
-                raise ValueError(
-                    f"{path} has no {what} column: its header {','.join(header)!r} needs one "
-                    f"named {' or '.join(accepted)} (e.g. image,label)."
-                )
-            columns.append(found[0])
-        rows = []
-        for row in reader:
-            if not any(field.strip() for field in row):
-                continue
-            cells = [row[k].strip() if k < len(row) else "" for k in columns]
-            if not all(cells):
-                raise ValueError(
-                    f"{path} line {reader.line_num} has no image or no label; every row needs both."
-                )
-            rows.append((cells[0], cells[1]))
-    return rows
+    rows, multilabel = read_csv_rows(path)
+    if multilabel:
+        raise ValueError(
+            f"{path} is a multi-label labels file (a tags/labels column); inspect reads files "
+            f"of one label per row (image,label) for now."
+        )
+    return [(name, label) for _, name, label in rows]

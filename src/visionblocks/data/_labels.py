@@ -264,13 +264,11 @@ def _column(header: list[str], accepted: tuple[str, ...], what: str, path: Path)
     )
 
 
-def _read_rows(
-    path: Path, base: Path, suffix: str, root_given: bool
-) -> tuple[list[ImageEntry], list[list[str]] | None]:
-    """Every row of the CSV as an entry (image header read), or the first problem found.
+def read_csv_rows(path: Path) -> tuple[list[tuple[int, str, str]], bool]:
+    """The rows of a labels file: ``(line, image, label field)``, and whether it is multi-label.
 
-    A multi-label file's entries hold each row's raw labels field as ``class_name``; its
-    labels, split, come second (``None`` for a file of one label per row).
+    The one reader of the CSV's layout (header, columns, blank lines, empty fields) for
+    :func:`index_labels_file` and ``inspect``; no image is looked at.
     """
     # utf-8-sig: spreadsheet programs start a CSV with a byte-order mark.
     with path.open(newline="", encoding="utf-8-sig") as file:
@@ -285,8 +283,7 @@ def _read_rows(
             header, MULTILABEL_COLUMNS if multilabel else LABEL_COLUMNS, "label", path
         )
         width = max(image_col, label_col) + 1
-        entries: list[ImageEntry] = []
-        first_line: dict[Path, int] = {}
+        rows: list[tuple[int, str, str]] = []
         for row in reader:
             line = reader.line_num
             if not any(field.strip() for field in row):
@@ -306,16 +303,32 @@ def _read_rows(
                     f"{path} line {line} has an empty label for the image {name!r}; label it "
                     f"or delete the row."
                 )
-            image = base / (name + suffix)
-            _check_file(image, path, line, name, suffix, root_given)
-            if image in first_line:
-                raise ValueError(
-                    f"{path} line {line} lists {name!r} again (first on line "
-                    f"{first_line[image]}); a repeated image would be both trained and "
-                    f"validated on. Delete one of the rows."
-                )
-            first_line[image] = line
-            entries.append(read_entry(image, label))
+            rows.append((line, name, label))
+    return rows, multilabel
+
+
+def _read_rows(
+    path: Path, base: Path, suffix: str, root_given: bool
+) -> tuple[list[ImageEntry], list[list[str]] | None]:
+    """Every row of the CSV as an entry (image header read), or the first problem found.
+
+    A multi-label file's entries hold each row's raw labels field as ``class_name``; its
+    labels, split, come second (``None`` for a file of one label per row).
+    """
+    rows, multilabel = read_csv_rows(path)
+    entries: list[ImageEntry] = []
+    first_line: dict[Path, int] = {}
+    for line, name, label in rows:
+        image = base / (name + suffix)
+        _check_file(image, path, line, name, suffix, root_given)
+        if image in first_line:
+            raise ValueError(
+                f"{path} line {line} lists {name!r} again (first on line "
+                f"{first_line[image]}); a repeated image would be both trained and "
+                f"validated on. Delete one of the rows."
+            )
+        first_line[image] = line
+        entries.append(read_entry(image, label))
     if not multilabel:
         return entries, None
     separator = "|" if any("|" in e.class_name for e in entries) else None
