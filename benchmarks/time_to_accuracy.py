@@ -375,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_average": os.getloadavg()[0], "runs": {}, "ratios": {},
     }  # fmt: skip
+    if plan.device.type == "cuda":
+        report["device"] = f"{torch.cuda.get_device_name(plan.device)} (torch {torch.__version__})"
     print("\nresults (seconds include the per-epoch evaluations on the full test set):")
     for seed, runs in per_seed.items():
         for side, run in runs.items():

@@ -27,6 +27,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 REPORTS = {
     "with AMX": RESULTS / "lab_epochs-fashion-mnist-cpu.json",
     "without AMX": RESULTS / "lab_epochs-fashion-mnist-cpu-noamx.json",
+    "on an NVIDIA H200": RESULTS / "lab_epochs-fashion-mnist-cuda.json",
 }
 REPORT = REPORTS["with AMX"]
 OUT = ROOT / "docs" / "_generated" / "speed_results.rst"
@@ -74,6 +75,9 @@ def load_reports() -> dict[str, dict[str, Any]]:
 def machine(report: dict[str, Any]) -> str:
     """What the report says about where and when it ran (older reports lack some)."""
     parts = [report.get("cpu", "CPU not recorded"), f"flags ``{report['cpu_flags']}``"]
+    if "device" in report:
+        parts.insert(0, report["device"])
+        parts[1] = f"host CPU {parts[1]}"
     if "measured" in report:
         parts.append(f"measured {report['measured']}")
     if "load_average" in report:

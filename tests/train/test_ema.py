@@ -27,7 +27,7 @@ class LiveWeights(Callback):
 
     def on_step_end(self, trainer: RunState, step: int) -> None:
         self.after_step.append(
-            {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+            {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()}
         )
 
 
@@ -59,9 +59,10 @@ def test_warmup_and_every_k_match_the_formula_by_hand(
         decay = min(0.9, (1 + t) / (10 + t)) ** every
         average = {k: decay * average[k] + (1 - decay) * weights[k] for k in average}
     for key, value in model.state_dict().items():
-        torch.testing.assert_close(value, average[key], rtol=0, atol=1e-6)
+        torch.testing.assert_close(value.cpu(), average[key], rtol=0, atol=1e-6)
     # Catches the live weights left in the model.
-    assert (model.state_dict()["1.weight"] - live.after_step[-1]["1.weight"]).abs().max() > 1e-3
+    final = model.state_dict()["1.weight"].cpu()
+    assert (final - live.after_step[-1]["1.weight"]).abs().max() > 1e-3
 
 
 class OldWeightAveraging(Callback):
@@ -125,7 +126,7 @@ def test_the_recipes_average_is_the_old_callbacks_bit_for_bit(
     # only (BN running statistics too, not its batch counter), updates every 2 steps.
     val = vb.data.subset(sample, 0.1, seed=1)
     kwargs = {"epochs": 3, "batch_size": 80, "precision": "fp32", "progress": False,
-              "seed": 0, "augment": None}  # fmt: skip
+              "seed": 0, "augment": None, "device": "cpu"}  # fmt: skip
     old, new, steps = bn_model(), bn_model(), LiveWeights()
     old_history = fit(old, small, val, callbacks=[OldWeightAveraging(0.9, 2), steps], **kwargs)  # type: ignore[arg-type]
     new_history = fit(new, small, val, ema=EMA(0.9, every=2, warmup=True), **kwargs)  # type: ignore[arg-type]

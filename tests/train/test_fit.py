@@ -33,7 +33,8 @@ def tiny_model() -> nn.Module:
 
 
 def weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    """A CPU copy of the state (fit moves the model to the GPU where there is one)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def test_fit_returns_history_with_metrics(small: vb.data.ImageDataset, tmp_path: Path) -> None:
@@ -79,7 +80,7 @@ def test_bad_arguments_fail_before_training(
     before = weights(model)
     with pytest.raises(ValueError, match=message):
         fit(model, small, progress=False, **kwargs)  # type: ignore[arg-type]
-    for k, v in model.state_dict().items():
+    for k, v in weights(model).items():
         assert torch.equal(v, before[k])
 
 
@@ -104,10 +105,11 @@ class _PoisonWeights(Callback):
 
 
 def test_nan_loss_stops_with_step(small: vb.data.ImageDataset) -> None:
+    # On the CPU the loss is checked every step (on a GPU every 25, to avoid a sync per step).
     with pytest.raises(TrainingDivergedError, match=r"became nan at step 2 \(epoch 1, batch 2\)"):
         fit(
             tiny_model(), small, epochs=1, progress=False, augment=None, batch_size=64,
-            callbacks=[_PoisonWeights()],
+            callbacks=[_PoisonWeights()], device="cpu",
         )  # fmt: skip
 
 
@@ -124,7 +126,7 @@ def test_accepts_every_kind_of_data(small: vb.data.ImageDataset, kind: str) -> N
     before = weights(model)
     history = fit(model, data, data, epochs=1, augment=augment, progress=False, seed=0)  # type: ignore[arg-type]
     # Catches a kind of data that fit() iterates as empty: no step, the weights unchanged.
-    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert any(not torch.equal(v, before[k]) for k, v in weights(model).items())
     # Catches validation on this kind skipping or repeating batches.
     result = evaluate(model, data)  # type: ignore[arg-type]
     assert history.last["val_acc"] == pytest.approx(result.accuracy, abs=1e-9)
@@ -140,7 +142,10 @@ class StopAfter(Callback):
 
 
 def test_resume_reaches_the_same_weights(small: vb.data.ImageDataset, tmp_path: Path) -> None:
-    common = {"epochs": 3, "batch_size": 64, "seed": 7, "precision": "fp32", "progress": False}
+    # On the CPU: bit-exact resume on a GPU also needs deterministic kernels
+    # (seed_everything(seed, deterministic=True)); what is tested here is the restored state.
+    common = {"epochs": 3, "batch_size": 64, "seed": 7, "precision": "fp32", "progress": False,
+              "device": "cpu"}  # fmt: skip
     torch.manual_seed(0)
     straight = tiny_model()
     fit(straight, small, small, checkpoint_dir=tmp_path / "a", **common)  # type: ignore[arg-type]
@@ -182,6 +187,7 @@ def test_ctrl_c_then_resume_equals_the_uninterrupted_run(
     common = {
         "epochs": 3, "batch_size": 64, "progress": False, "seed": 0, "precision": "fp32",
         "mixup": 0.2,  # the MixUp stream must continue exactly too
+        "device": "cpu",  # bit-exact on a GPU also needs deterministic kernels
     }  # fmt: skip
     torch.manual_seed(0)
     straight = tiny_model()
@@ -209,7 +215,8 @@ def test_ctrl_c_then_resume_equals_the_uninterrupted_run(
 def test_ctrl_c_mid_epoch_returns_the_last_completed_epochs_weights(
     small: vb.data.ImageDataset, tmp_path: Path, ema: float | None
 ) -> None:
-    common = {"batch_size": 64, "progress": False, "seed": 0, "precision": "fp32", "ema": ema}
+    common = {"batch_size": 64, "progress": False, "seed": 0, "precision": "fp32", "ema": ema,
+              "device": "cpu"}  # fmt: skip
     model = tiny_model()
     history = fit(
         model,
@@ -344,8 +351,9 @@ def test_grad_norm_monitor_records_every_layer(small: vb.data.ImageDataset) -> N
 
 def test_evaluate_matches_a_manual_computation(small: vb.data.ImageDataset) -> None:
     model = tiny_model()
-    fit(model, small, epochs=1, batch_size=64, progress=False, seed=0, precision="fp32")
-    result = evaluate(model, small, precision="fp32")
+    fit(model, small, epochs=1, batch_size=64, progress=False, seed=0, precision="fp32",
+        device="cpu")  # fmt: skip
+    result = evaluate(model, small, precision="fp32", device="cpu")
     mean = torch.tensor(small.mean).view(1, -1, 1, 1)
     std = torch.tensor(small.std).view(1, -1, 1, 1)
     with torch.no_grad():
@@ -363,7 +371,7 @@ def test_evaluate_matches_a_manual_computation(small: vb.data.ImageDataset) -> N
         ((pred == k) & (small.labels == k)).sum().item() / (small.labels == k).sum().item()
     )
     assert result.classes == small.classes
-    flipped = evaluate(model, small, tta=True, precision="fp32")
+    flipped = evaluate(model, small, tta=True, precision="fp32", device="cpu")
     assert flipped.accuracy != result.accuracy or flipped.loss != result.loss
 
 
@@ -440,7 +448,7 @@ def test_lr_find_restores_weights_and_suggests(small: vb.data.ImageDataset) -> N
     ]
     assert result.suggestion in lrs[:-1]
     assert slopes[lrs.index(result.suggestion)] == pytest.approx(min(slopes), rel=1e-5)
-    for k, v in model.state_dict().items():
+    for k, v in weights(model).items():
         assert torch.equal(v, before[k]), k
 
 
@@ -475,10 +483,10 @@ def test_fit_on_a_dataloader_with_its_defaults_trains() -> None:
     images, labels = torch.rand(96, 1, 28, 28, generator=gen), torch.arange(96) % 10
     loader = DataLoader(TensorDataset(images, labels), batch_size=32, shuffle=True)
     model = tiny_model()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    before = {k: v.clone() for k, v in weights(model).items()}
     history = fit(model, loader, epochs=1, progress=False, seed=0)
     assert len(history) == 1
-    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert any(not torch.equal(before[k], v) for k, v in weights(model).items())
 
 
 @pytest.mark.parametrize("augment", ["standard", "cutout"])

@@ -22,6 +22,7 @@ from visionblocks.train._defaults import FIT_DEFAULTS as D
 from visionblocks.train._ema import EMA, as_ema
 from visionblocks.train._loss import check_loss_arguments
 from visionblocks.train._multilabel import check_task, task_mismatch
+from visionblocks.train._optim import check_optimizer, check_schedule
 
 __all__ = ["check_data", "check_fit_arguments", "check_labels", "check_model_fits_data"]
 
@@ -45,6 +46,8 @@ def check_fit_arguments(
     class_weight: object = None,
     callbacks: object = (),
     task: object = None,
+    optimizer: object = D.optimizer,
+    schedule: object = D.schedule,
 ) -> None:
     """Reject out-of-range hyper-parameters of :func:`~visionblocks.train.fit`, naming the value.
 
@@ -64,6 +67,8 @@ def check_fit_arguments(
             ...
         ValueError: momentum must be in [0, 1); got 1.0.
     """
+    check_optimizer(optimizer)
+    check_schedule(schedule)
     ints = {
         "epochs": epochs, "batch_size": batch_size, "accumulate": accumulate,
         "val_every": val_every,

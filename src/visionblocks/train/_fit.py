@@ -220,7 +220,8 @@ def fit(
         epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
         warmup=warmup, label_smoothing=label_smoothing, mixup=mixup, cutmix=cutmix,
         grad_clip=grad_clip, ema=ema, accumulate=accumulate, val_every=val_every, loss=loss,
-        class_weight=class_weight, callbacks=callbacks, task=task,
+        class_weight=class_weight, callbacks=callbacks, task=task, optimizer=optimizer,
+        schedule=schedule,
     )  # fmt: skip
     averaging = one_average(ema, callbacks)
     check_metrics(metrics, task)  # names of the task, or of either before the targets are seen

@@ -10,7 +10,15 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "default_lr", "make_optimizer", "make_schedule"]
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "check_optimizer",
+    "check_schedule",
+    "default_lr",
+    "make_optimizer",
+    "make_schedule",
+]
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("onecycle", "cosine", "step", "plateau", "none")
@@ -40,6 +48,26 @@ def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     ]
 
 
+def check_optimizer(optimizer: object) -> None:
+    """Refuse an optimizer that is neither a known name nor a ``torch.optim.Optimizer``."""
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return
+    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)} "
+            f"or pass a torch.optim.Optimizer."
+        )
+
+
+def check_schedule(schedule: object) -> None:
+    """Refuse a learning-rate schedule that is not a known name (or None)."""
+    name = "none" if schedule is None else schedule
+    if not isinstance(name, str) or name not in SCHEDULES:
+        raise ValueError(
+            f"unknown schedule {schedule!r}; use one of {', '.join(SCHEDULES)} or None."
+        )
+
+
 def make_optimizer(
     optimizer: str | torch.optim.Optimizer,
     model: nn.Module,
@@ -56,11 +84,8 @@ def make_optimizer(
     """
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
-    if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
-        raise ValueError(
-            f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZERS)} "
-            f"or pass a torch.optim.Optimizer."
-        )
+    check_optimizer(optimizer)
+    assert isinstance(optimizer, str)  # check_optimizer refused anything else
     groups: list[dict[str, Any]] = (
         [dict(g) for g in param_groups]
         if param_groups is not None
@@ -94,11 +119,8 @@ def make_schedule(
         total_steps: Optimizer steps in the whole run.
         warmup: Fraction of the run spent warming up (one-cycle and cosine).
     """
+    check_schedule(schedule)
     name = "none" if schedule is None else schedule
-    if name not in SCHEDULES:
-        raise ValueError(
-            f"unknown schedule {schedule!r}; use one of {', '.join(SCHEDULES)} or None."
-        )
     if not 0.0 <= warmup < 1.0:
         raise ValueError(f"warmup is a fraction of the run in [0, 1); got {warmup}.")
     if name == "none":
