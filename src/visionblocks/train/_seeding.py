@@ -83,11 +83,21 @@ def fresh_seed() -> int:
 
 
 def rng_state() -> dict[str, object]:
-    """The global generators' states (torch CPU and Python), for a training checkpoint."""
-    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+    """The global generators' states, for a training checkpoint.
+
+    Torch's CPU generator, Python's, and the current CUDA device's once CUDA is in use:
+    dropout on a GPU draws from it, so a resumed run without it draws other masks.
+    """
+    state: dict[str, object] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def set_rng_state(state: dict[str, object]) -> None:
-    """Restore what :func:`rng_state` returned."""
+    """Restore what :func:`rng_state` returned (a CUDA state only where CUDA is available)."""
     torch.set_rng_state(state["torch"])  # type: ignore[arg-type]
     random.setstate(state["python"])  # type: ignore[arg-type]
+    cuda = state.get("cuda")
+    if isinstance(cuda, torch.Tensor) and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)
