@@ -68,13 +68,7 @@ def _crop_boxes(
     fits = (box_w >= 1) & (box_w <= width) & (box_h >= 1) & (box_h <= height)
     first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # index of the first True
     box_w, box_h = box_w.gather(1, first).squeeze(1), box_h.gather(1, first).squeeze(1)
-    # The fallback: the whole image, cut down to the nearest allowed aspect ratio.
-    if width / height < min(ratio):
-        fallback = (round(width / min(ratio)), width)
-    elif width / height > max(ratio):
-        fallback = (height, round(height * max(ratio)))
-    else:
-        fallback = (height, width)
+    fallback = _fallback_box(height, width, ratio)
     found = fits.any(dim=1)
     box_h = torch.where(found, box_h, float(fallback[0]))
     box_w = torch.where(found, box_w, float(fallback[1]))
@@ -148,13 +142,20 @@ def _crop_box(
         box_h = round(math.sqrt(area * share / aspect))
         if 1 <= box_w <= width and 1 <= box_h <= height:
             return rng.randint(0, height - box_h), rng.randint(0, width - box_w), box_h, box_w
-    if width / height < min(ratio):
-        box_h, box_w = round(width / min(ratio)), width
-    elif width / height > max(ratio):
-        box_h, box_w = height, round(height * max(ratio))
-    else:
-        box_h, box_w = height, width
+    box_h, box_w = _fallback_box(height, width, ratio)
     return (height - box_h) // 2, (width - box_w) // 2, box_h, box_w
+
+
+def _fallback_box(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int]:
+    """``(height, width)`` of the box when no draw fits, as torchvision's rule has it.
+
+    The whole image, cut down to the nearest allowed aspect ratio; the callers centre it.
+    """
+    if width / height < min(ratio):
+        return round(width / min(ratio)), width
+    if width / height > max(ratio):
+        return height, round(height * max(ratio))
+    return height, width
 
 
 def batch_resized_crop(
