@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from state_copy import weights
 from torch import nn
 
 import visionblocks as vb
@@ -21,10 +22,6 @@ def tiny_model() -> nn.Module:
 def linear_model() -> nn.Module:
     """No BatchNorm, no dropout: a step depends only on its batch and the weights."""
     return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
-
-
-def weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 class StepLossCheck(Callback):

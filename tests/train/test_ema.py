@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import tomllib
 import torch
+from state_copy import weights
 from torch import nn
 
 import visionblocks as vb
@@ -26,9 +27,7 @@ class LiveWeights(Callback):
         self.after_step: list[dict[str, torch.Tensor]] = []
 
     def on_step_end(self, trainer: RunState, step: int) -> None:
-        self.after_step.append(
-            {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()}
-        )
+        self.after_step.append(weights(trainer.model))
 
 
 class StopAfter(Callback):
@@ -46,7 +45,7 @@ def test_warmup_and_every_k_match_the_formula_by_hand(
     small: vb.data.ImageDataset, every: int
 ) -> None:
     model, live = linear_model(), LiveWeights()
-    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    initial = weights(model)
     options = EMA(0.9, every=every, warmup=True)
     fit(model, small, epochs=2, batch_size=50, ema=options, augment=None, callbacks=[live],
         precision="fp32", progress=False, seed=0)  # fmt: skip
@@ -54,10 +53,10 @@ def test_warmup_and_every_k_match_the_formula_by_hand(
     # With warm-up the average starts at the initial weights; update u (from 1) happens
     # after step u * every and moves by 1 - min(0.9, (1 + t) / (10 + t)) ** every, t = u * every.
     average = dict(initial)
-    for u, weights in enumerate(live.after_step[every - 1 :: every], start=1):
+    for u, state in enumerate(live.after_step[every - 1 :: every], start=1):
         t = u * every
         decay = min(0.9, (1 + t) / (10 + t)) ** every
-        average = {k: decay * average[k] + (1 - decay) * weights[k] for k in average}
+        average = {k: decay * average[k] + (1 - decay) * state[k] for k in average}
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value.cpu(), average[key], rtol=0, atol=1e-6)
     # Catches the live weights left in the model.

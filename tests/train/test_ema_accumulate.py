@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from state_copy import weights
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -26,11 +27,6 @@ def linear_model() -> nn.Module:
     """No BatchNorm, no dropout: a step depends only on its batch and the weights."""
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
-
-
-def weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A CPU copy of the state (fit moves the model to the GPU where there is one)."""
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:

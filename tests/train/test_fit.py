@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from state_copy import weights
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -30,11 +31,6 @@ from visionblocks.train import (
 
 def tiny_model() -> nn.Module:
     return vb.ResNet(vb.BasicBlock, widths=(8, 16), depths=(1, 1), stem_width=8, in_channels=1)
-
-
-def weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A CPU copy of the state (fit moves the model to the GPU where there is one)."""
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def test_fit_returns_history_with_metrics(small: vb.data.ImageDataset, tmp_path: Path) -> None:
