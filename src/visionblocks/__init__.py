@@ -87,6 +87,7 @@ from visionblocks.train import (
     FocalLoss,
     GradNormMonitor,
     History,
+    Muon,
     TensorBoardLogger,
     evaluate,
     fit,
@@ -166,6 +167,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "EMA",
+    "Muon",
     "FocalLoss",
     # analysis
     "summary",

@@ -262,7 +262,7 @@ def test_flags_override_the_config_file(tmp_path: Path) -> None:
         ("lr = true\n", "lr must be a number (as --lr)"),
         ("no_progress = 1\n", "no_progress must be a boolean"),
         ("model_arg = [1]\n", "model_arg must be a list of strings"),
-        ('optimizer = "lamb"\n', "optimizer must be one of sgd, adamw, adam; got 'lamb'"),
+        ('optimizer = "lamb"\n', "optimizer must be one of sgd, muon, adamw, adam; got 'lamb'"),
         ("epochs = \n", "is not valid TOML"),
     ],
 )

@@ -137,11 +137,15 @@ class StopAfter(Callback):
             trainer.should_stop = True
 
 
-def test_resume_reaches_the_same_weights(small: vb.data.ImageDataset, tmp_path: Path) -> None:
+@pytest.mark.parametrize("optimizer", ["sgd", "muon"])
+def test_resume_reaches_the_same_weights(
+    small: vb.data.ImageDataset, tmp_path: Path, optimizer: str
+) -> None:
     # On the CPU: bit-exact resume on a GPU also needs deterministic kernels
-    # (seed_everything(seed, deterministic=True)); what is tested here is the restored state.
+    # (seed_everything(seed, deterministic=True)); what is tested here is the restored state,
+    # the optimizer's included (Muon's momentum buffers, its groups' settings).
     common = {"epochs": 3, "batch_size": 64, "seed": 7, "precision": "fp32", "progress": False,
-              "device": "cpu"}  # fmt: skip
+              "device": "cpu", "optimizer": optimizer}  # fmt: skip
     torch.manual_seed(0)
     straight = tiny_model()
     fit(straight, small, small, checkpoint_dir=tmp_path / "a", **common)  # type: ignore[arg-type]

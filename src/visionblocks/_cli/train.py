@@ -59,6 +59,7 @@ from visionblocks.train import (
     BUILTIN_METRICS,
     FIT_DEFAULTS,
     LAST_CHECKPOINT,
+    OPTIMIZERS,
     History,
     evaluate,
     fit,
@@ -95,7 +96,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--recipe", choices=("fast",), help="train a recipe's network with its settings: fast "
-        "= visionblocks.recipes (fast_cnn with a whitening stem, one-cycle SGD, flip TTA); "
+        "= visionblocks.recipes (fast_cnn with a whitening stem, one-cycle Muon/SGD, flip TTA); "
         "--epochs, --batch-size, --lr, --momentum, --weight-decay, --label-smoothing override it",
     )  # fmt: skip
     p.add_argument(
@@ -153,9 +154,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
         "--augment", choices=AUGMENT_PRESETS, help="augmentation preset (default: standard = pad-4 "
         "crop + flip; lab = the lab's Exercise 4; photo = random resized crop + flip)",
     )  # fmt: skip
-    p.add_argument(
-        "--optimizer", choices=("sgd", "adamw", "adam"), help=f"default: {FIT_DEFAULTS.optimizer}"
-    )
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {FIT_DEFAULTS.optimizer}")
     p.add_argument("--lr", type=float, help="peak learning rate (default: 0.2 per 256 for SGD)")
     p.add_argument("--momentum", type=float, help=f"default: {FIT_DEFAULTS.momentum}")
     p.add_argument("--weight-decay", type=float, help=f"default: {FIT_DEFAULTS.weight_decay}")

@@ -35,6 +35,8 @@ from visionblocks.train._loggers import CSVLogger, TensorBoardLogger
 from visionblocks.train._loss import FocalLoss
 from visionblocks.train._lr_find import LRFinderResult, lr_find
 from visionblocks.train._metrics import BUILTIN_METRICS, check_metrics
+from visionblocks.train._muon import Muon, orthogonalize
+from visionblocks.train._optim import OPTIMIZERS
 from visionblocks.train._seeding import Stream, seed_everything
 from visionblocks.train._state import RunState, TrainingDivergedError
 
@@ -60,6 +62,9 @@ __all__ = [
     "GradNormMonitor",
     "WeightAveraging",
     "EMA",
+    "Muon",
+    "orthogonalize",
+    "OPTIMIZERS",
     "FocalLoss",
     "CSVLogger",
     "TensorBoardLogger",

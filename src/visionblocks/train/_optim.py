@@ -10,6 +10,9 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
+from visionblocks.train._muon import Muon
+from visionblocks.train._param_groups import decay_groups
+
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
@@ -20,7 +23,7 @@ __all__ = [
     "make_schedule",
 ]
 
-OPTIMIZERS = ("sgd", "adamw", "adam")
+OPTIMIZERS = ("sgd", "muon", "adamw", "adam")
 SCHEDULES = ("onecycle", "cosine", "step", "plateau", "none")
 Schedule = LRScheduler | ReduceLROnPlateau
 
@@ -28,24 +31,11 @@ Schedule = LRScheduler | ReduceLROnPlateau
 def default_lr(optimizer: str, batch_size: int) -> float:
     """Peak learning rate that works for the library's models with one-cycle.
 
-    SGD: 0.2 per 256 examples, scaled linearly with the batch (Goyal et al. 2017,
+    SGD (and Muon's SGD steps, see :meth:`~visionblocks.train.Muon.for_model`): 0.2 per
+    256 examples, scaled linearly with the batch (Goyal et al. 2017,
     https://arxiv.org/abs/1706.02677). AdamW: 2e-3, independent of the batch.
     """
-    return 0.2 * batch_size / 256 if optimizer == "sgd" else 2e-3
-
-
-def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    # No weight decay on biases and norm scales: decaying them only fights BatchNorm
-    # and costs accuracy (the "no bias decay" trick, He et al. 2019 "Bag of Tricks").
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.dim() > 1 else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    return 0.2 * batch_size / 256 if optimizer in ("sgd", "muon") else 2e-3
 
 
 def check_optimizer(optimizer: object) -> None:
@@ -89,7 +79,7 @@ def make_optimizer(
     groups: list[dict[str, Any]] = (
         [dict(g) for g in param_groups]
         if param_groups is not None
-        else _decay_groups(model, weight_decay)
+        else decay_groups(model.parameters(), weight_decay)
     )
     groups = [g for g in groups if list(g["params"])]
     if not groups:
@@ -99,6 +89,10 @@ def make_optimizer(
         return torch.optim.SGD(
             groups, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay
         )
+    if name == "muon":
+        if param_groups is None:
+            return Muon.for_model(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return Muon(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
     return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
