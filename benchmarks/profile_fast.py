@@ -37,7 +37,7 @@ from torch import nn
 
 from visionblocks._device import cpu_flags, cpu_name
 from visionblocks.recipes import RECIPE_PRESETS, fast_recipe
-from visionblocks.train import resolve_plan
+from visionblocks.train import Muon, resolve_plan
 
 COMPUTE = (nn.Conv2d, nn.Linear)
 MEMORY_BOUND = (nn.BatchNorm2d, nn.ReLU, nn.GELU, nn.MaxPool2d)
@@ -125,9 +125,15 @@ def profile_layer(
     return row
 
 
-def step_ms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, plan: Any, repeats: int) -> float:
-    """Median time of a whole SGD training step at the recipe's batch size."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
+def step_ms(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, plan: Any, repeats: int, optimizer_name: str
+) -> float:
+    """Median time of a whole training step (the recipe's optimizer) at its batch size."""
+    optimizer: torch.optim.Optimizer = (
+        Muon.for_model(model, lr=1e-3)
+        if optimizer_name == "muon"
+        else torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
+    )
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -166,6 +172,7 @@ def main() -> None:
         f"{cpu_name()}; flags {' '.join(cpu_flags())}; {torch.get_num_threads()} threads; "
         f"load average {load[0]:.1f}/{load[1]:.1f}; torch {torch.__version__}\n"
         f"preset {args.preset!r}: widths {recipe.widths}, batch {recipe.batch_size}, "
+        f"optimizer {recipe.optimizer}, "
         f"{plan.describe()}"
     )
     dtype = torch.bfloat16 if plan.autocast_dtype == torch.bfloat16 else torch.float32
@@ -173,7 +180,7 @@ def main() -> None:
     inputs = layer_inputs(model, x, plan)
     modules = dict(model.named_modules())
     rows = [profile_layer(n, modules[n], inputs[n], plan, args.repeats) for n in inputs]
-    whole = step_ms(model, x, y, plan, args.repeats)
+    whole = step_ms(model, x, y, plan, args.repeats, recipe.optimizer)
 
     say(f"\nmatmul peak ({str(dtype).removeprefix('torch.')}): {peak / 1e9:.0f} GFLOP/s")
     header = f"{'layer':<16}{'kind':<12}{'shape':<30}{'fwd':>8}{'dgrad':>8}{'wgrad':>8}"
@@ -209,7 +216,9 @@ def main() -> None:
     if args.json:
         report = {
             "cpu": cpu_name(), "flags": list(cpu_flags()), "threads": torch.get_num_threads(),
-            "load": load, "preset": args.preset, "peak_gflops": peak / 1e9, "step_ms": whole,
+            "load": load, "preset": args.preset, "widths": list(recipe.widths),
+            "batch_size": recipe.batch_size, "optimizer": recipe.optimizer,
+            "peak_gflops": peak / 1e9, "step_ms": whole,
             "layers": rows,
         }  # fmt: skip
         args.json.write_text(json.dumps(report, indent=1) + "\n")

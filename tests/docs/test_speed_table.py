@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
+
+from visionblocks.recipes import fast_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,22 +39,43 @@ def test_the_ratios_quoted_in_prose_are_the_reports() -> None:
     # Whitespace folded: a claim may wrap across lines.
     speed = " ".join((ROOT / "docs" / "speed.rst").read_text().split())
     readme = " ".join((ROOT / "README.md").read_text().split())
+    # With AMX: visionblocks 0.2's presets (the report predates the current preset).
     amx = reports["with AMX"]["lab_epochs"]
     to93 = amx["fast to 93%"]
     to94 = amx["fast:fashion-mnist-94 to 94%"]
     assert f"93% in {to93['lab_epochs']:.2f} lab epochs" in speed
     assert f"94% in {to94['lab_epochs']:.1f} lab epochs" in speed
-    assert f"in 2 epochs, {to93['lab_epochs']:.2f} of the" in readme
+    assert f"took {to93['lab_epochs']:.2f} lab epochs with AMX" in readme
     assert f"in {to94['lab_epochs']:.1f} lab epochs" in readme
-    # The issue's targets, as the AMX report measured them (mean over its seeds).
     assert to93["lab_epochs"] <= 1.0
     assert to94["lab_epochs"] <= 3.0
-    # Without AMX: the claims must say what was measured, targets missed included.
-    plain = reports["without AMX"]["lab_epochs"]["fast to 93%"]
-    reached = [r for r in plain["per_seed"] if r is not None]
-    seeds = len(plain["per_seed"])
-    ratios = f"{min(reached):.2f}-{max(reached):.2f} lab epochs"
-    assert ratios in speed
-    assert f"{len(reached)} of {seeds} seeds reach 93%" in speed
-    assert f"2 epochs take {ratios}" in readme
-    assert f"reach 93% for only {len(reached)} of {seeds} seeds" in readme
+
+
+def test_the_no_amx_claims_are_todays_preset_measured() -> None:
+    plain = _script().load_reports()["without AMX"]
+    speed = " ".join((ROOT / "docs" / "speed.rst").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    # Catches the preset changing without the benchmark being run again.
+    measured = json.loads(json.dumps(dataclasses.asdict(fast_recipe("fashion-mnist"))))
+    assert plain["recipes"]["fast"] == measured
+    # The issue's goal 1 on this kind of machine: every one of 5 seeds at 93% or more,
+    # in at most one lab epoch on average.
+    new = plain["lab_epochs"]["fast to 93%"]
+    assert len(new["per_seed"]) == 5
+    assert None not in new["per_seed"]
+    assert new["lab_epochs"] <= 1.0
+    finals = [run["evals"][-1][2] for run in plain["runs"]["fast"].values()]
+    spread = f"{min(new['per_seed']):.2f}-{max(new['per_seed']):.2f} lab epochs"
+    accuracies = f"{min(finals):.2%}-{max(finals):.2%}"
+    for text in (speed, readme):
+        assert f"mean {new['lab_epochs']:.2f}" in text
+        assert spread in text
+        assert accuracies in text
+    # 0.2's preset in the same run: what the claims about it say.
+    old = plain["lab_epochs"]["fast:fashion-mnist-v2 to 93%"]
+    reached = [r for r in old["per_seed"] if r is not None]
+    old_finals = [run["evals"][-1][2] for run in plain["runs"]["fast:fashion-mnist-v2"].values()]
+    old_text = f"reached 93% for {len(reached)} of {len(old['per_seed'])} seeds"
+    assert old_text in speed
+    assert old_text in readme
+    assert f"{min(old_finals):.2%}-{max(old_finals):.2%}" in readme

@@ -181,10 +181,12 @@ def test_bad_ema_options_are_refused(kwargs: dict[str, float], match: str) -> No
 
 
 def test_cli_ema_with_the_fast_recipe_sets_the_one_average(tmp_path: Path) -> None:
-    # 0.2 added fit(ema=0.9) on top of the recipe's WeightAveraging: two averages.
+    # 0.2 added fit(ema=0.9) on top of the recipe's WeightAveraging: two averages. The
+    # preset with an average of its own (0.2's); --ema keeps its every/warm-up.
     out = tmp_path / "run"
-    code = main(["train", "--recipe", "fast", "--ema", "0.9", "--epochs", "1", "--limit", "300",
-                 "--out", str(out), "--no-progress"])  # fmt: skip
+    code = main(["train", "--recipe", "fast", "--preset", "fashion-mnist-v2", "--ema", "0.9",
+                 "--epochs", "1", "--limit", "300", "--out", str(out),
+                 "--no-progress"])  # fmt: skip
     assert code == 0
     fitted = tomllib.loads((out / "config.toml").read_text())["fit"]
     assert fitted["ema"] == "EMA(decay=0.9, every=2, warmup=True)"
