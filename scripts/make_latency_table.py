@@ -150,14 +150,13 @@ def render(run: dict[str, Any]) -> str:
         "",
         f"Machine: {first['cpu']}, {run['cores']} cores, {first['threads']} thread(s) given to "
         f"torch and ONNX Runtime; CPU flags present: ``{flags}``; {versions}; "
-        f"{run['platform']}. Measured on {run['date']} in {run['minutes']:.0f} minutes on a "
-        f"**shared machine**: other jobs were running (load average {load[0]:.1f} when the "
-        f"run started, {load[1]:.1f} when it ended, on {run['cores']} cores), so the tails "
-        f"(p99) hold their waits."
+        f"{run['platform']}. Measured on {run['date']} in {run['minutes']:.0f} minutes, "
+        f"load average {load[0]:.1f} when the run started and {load[1]:.1f} when it ended, on "
+        f"{run['cores']} cores (the run itself counts about 1)."
         + (
-            " More runnable jobs than cores: this process had a core only part of the time, "
-            "so every timing is inflated, the medians too, and only large differences "
-            "between runtimes mean something."
+            " **Shared machine**: more runnable jobs than cores, so this process had a core "
+            "only part of the time; every timing is inflated, the medians too, the tails (p99) "
+            "hold their waits, and only large differences between runtimes mean something."
             if max(load) > run["cores"]
             else ""
         ),
