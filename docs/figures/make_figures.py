@@ -575,7 +575,7 @@ def fig_int8() -> None:
 
 def fig_fast_vs_lab() -> None:
     # docs/figures/, the tables' reports and what each side trained
-    from make_speed_table import REPORTS, load_reports, side_label
+    from make_speed_table import REPORTS, load_reports, side_label, side_preset
     from make_speed_table import target as goal_of
 
     reports = load_reports()
@@ -619,7 +619,7 @@ def fig_fast_vs_lab() -> None:
         for side in (s for s in report["runs"] if s.startswith("fast")):
             goal = goal_of(side)
             lab_epochs = summary[f"{side} to {goal}"]
-            name = side_label(report, side).split(" (")[1].split('"')[1]
+            name = side_preset(report, side)
             reached.append(
                 f"{name} reached {goal} in {lab_epochs:.2f} lab epochs" if lab_epochs is not None
                 else f"{name} did not reach {goal} for every seed"

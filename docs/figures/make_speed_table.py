@@ -43,16 +43,23 @@ def target(side: str) -> str:
     return "94%" if side.endswith("-94") else "93%"
 
 
+def side_preset(report: dict[str, Any], side: str) -> str:
+    """The name of the preset a recipe side trained, as it is called today."""
+    if report.get("recipes") is None:
+        return V2_PRESETS[side]
+    return side.partition(":")[2] or "fashion-mnist"
+
+
 def side_label(report: dict[str, Any], side: str) -> str:
     """What a side trained: the preset's name, its epochs and optimizer."""
     if side == LAB:
         return LAB_LABEL
+    preset = side_preset(report, side)
     recipes = report.get("recipes")
     if recipes is None:
-        preset, epochs, optimizer = V2_PRESETS[side], V2_EPOCHS[side], "sgd"
+        epochs, optimizer = V2_EPOCHS[side], "sgd"
         note = ", 0.2's preset" if side == "fast" else ""
     else:
-        preset = side.partition(":")[2] or "fashion-mnist"
         epochs, optimizer, note = recipes[side]["epochs"], recipes[side]["optimizer"], ""
     shown = {"sgd": "SGD", "muon": "Muon"}.get(optimizer, optimizer)
     return f'``{side}`` (``"{preset}"``{note}, {epochs} epochs, {shown})'

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from visionblocks.train._param_groups import decay_groups
+from visionblocks.train._param_groups import decay_groups, nonempty_groups
 
 __all__ = ["FILTER_LR", "FILTER_MOMENTUM", "Muon", "orthogonalize"]
 
@@ -176,10 +176,7 @@ class Muon(torch.optim.Optimizer):
              "orthogonalize": True},
             *({**g, "orthogonalize": False} for g in rest),
         ]  # fmt: skip
-        groups = [g for g in groups if g["params"]]
-        if not groups:
-            raise ValueError("the model has no trainable parameters (all frozen?); nothing to fit.")
-        return cls(groups, lr=lr, momentum=momentum, normalize=normalize)
+        return cls(nonempty_groups(groups), lr=lr, momentum=momentum, normalize=normalize)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -199,16 +196,15 @@ class Muon(torch.optim.Optimizer):
                     state["momentum_buffer"] = torch.zeros_like(grad)
                 buffer = state["momentum_buffer"]
                 chosen = group["orthogonalize"]
-                if chosen if chosen is not None else p.dim() == 4:
-                    buffer.mul_(momentum).add_(grad)
-                    update = grad.add(buffer, alpha=momentum)  # Nesterov
+                orthogonal = chosen if chosen is not None else p.dim() == 4
+                if not orthogonal and group["weight_decay"]:
+                    grad = grad.add(p, alpha=group["weight_decay"])
+                buffer.mul_(momentum).add_(grad)
+                update = grad.add(buffer, alpha=momentum)  # Nesterov, for both kinds
+                if orthogonal:
                     if group["normalize"]:
                         p.mul_(len(p) ** 0.5 / p.norm().clamp_min(1e-12))
                     flat = update.reshape(len(update), -1).float()
-                    p.add_(orthogonalize(flat, self.ns_steps).view_as(p).to(p.dtype), alpha=-lr)
-                else:
-                    if group["weight_decay"]:
-                        grad = grad.add(p, alpha=group["weight_decay"])
-                    buffer.mul_(momentum).add_(grad)
-                    p.add_(grad.add(buffer, alpha=momentum), alpha=-lr)  # Nesterov
+                    update = orthogonalize(flat, self.ns_steps).view_as(p).to(p.dtype)
+                p.add_(update, alpha=-lr)
         return loss

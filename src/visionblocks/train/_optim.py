@@ -11,7 +11,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
 from visionblocks.train._muon import Muon
-from visionblocks.train._param_groups import decay_groups
+from visionblocks.train._param_groups import decay_groups, nonempty_groups
 
 __all__ = [
     "OPTIMIZERS",
@@ -76,22 +76,19 @@ def make_optimizer(
         return optimizer
     check_optimizer(optimizer)
     assert isinstance(optimizer, str)  # check_optimizer refused anything else
-    groups: list[dict[str, Any]] = (
+    name = optimizer.lower()
+    if name == "muon" and param_groups is None:  # its own grouping: filters apart
+        return Muon.for_model(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    groups = nonempty_groups(
         [dict(g) for g in param_groups]
         if param_groups is not None
         else decay_groups(model.parameters(), weight_decay)
     )
-    groups = [g for g in groups if list(g["params"])]
-    if not groups:
-        raise ValueError("the model has no trainable parameters (all frozen?); nothing to fit.")
-    name = optimizer.lower()
     if name == "sgd":
         return torch.optim.SGD(
             groups, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay
         )
     if name == "muon":
-        if param_groups is None:
-            return Muon.for_model(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
         return Muon(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)

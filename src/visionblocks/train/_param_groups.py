@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["decay_groups"]
+__all__ = ["decay_groups", "nonempty_groups"]
 
 
 def decay_groups(params: Iterable[nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
@@ -31,3 +31,18 @@ def decay_groups(params: Iterable[nn.Parameter], weight_decay: float) -> list[di
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def nonempty_groups(groups: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``groups`` without the empty ones; an error if none is left (all frozen?).
+
+    Example:
+        >>> nonempty_groups([{"params": []}])
+        Traceback (most recent call last):
+            ...
+        ValueError: the model has no trainable parameters (all frozen?); nothing to fit.
+    """
+    kept = [g for g in groups if list(g["params"])]
+    if not kept:
+        raise ValueError("the model has no trainable parameters (all frozen?); nothing to fit.")
+    return kept
