@@ -579,19 +579,22 @@ def fig_fast_vs_lab() -> None:
     from make_speed_table import target as goal_of
 
     reports = load_reports()
-    styles = {  # side: (colour, marker)
-        "fast": ("C0", "o"),
-        "fast:fashion-mnist-v2": ("C1", "^"),
-        "fast:fashion-mnist-94": ("C2", "."),
+    styles = {  # preset (one colour in every panel) or the lab's side: (colour, marker)
+        "fashion-mnist": ("C0", "o"),
+        "fashion-mnist-v2": ("C1", "^"),
+        "fashion-mnist-94": ("C2", "."),
+        "fashion-mnist-94-v2": ("C4", "v"),
+        "fashion-mnist-94-gpu": ("C5", "D"),
         "lab-simple_cnn": ("C3", "s"),
     }
     fig, axes = plt.subplots(
-        1, len(reports), figsize=(4 * len(reports), 3.8), dpi=100, squeeze=False, sharey=True
+        1, len(reports), figsize=(4 * len(reports), 4.6), dpi=100, squeeze=False, sharey=True
     )
     captions = []
     for ax, (kind, report) in zip(axes[0], reports.items(), strict=True):
         for side, per_seed in report["runs"].items():
-            colour, marker = styles.get(side, ("C7", "."))
+            preset = side if side == "lab-simple_cnn" else side_preset(report, side)
+            colour, marker = styles.get(preset, ("C7", "."))
             label = side_label(report, side).replace("``", "")
             for i, run in enumerate(per_seed.values()):
                 seconds = [e[1] for e in run["evals"]]
@@ -630,7 +633,7 @@ def fig_fast_vs_lab() -> None:
         )
         captions.append(caption)
     for ax in axes[0]:  # each panel its own: "fast" is 0.2's preset in the older reports
-        ax.legend(loc="lower right", fontsize=6)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=6)
     fig.tight_layout()
     save_png(fig, "fast_vs_lab")
     write_figure(

@@ -27,6 +27,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 REPORTS = {
     "with AMX": RESULTS / "lab_epochs-fashion-mnist-cpu.json",
     "without AMX": RESULTS / "lab_epochs-fashion-mnist-cpu-noamx.json",
+    "without AMX, for 94%": RESULTS / "lab_epochs-fashion-mnist-94-cpu-noamx.json",
     "on an NVIDIA H200": RESULTS / "lab_epochs-fashion-mnist-cuda.json",
 }
 REPORT = REPORTS["with AMX"]
@@ -34,13 +35,13 @@ OUT = ROOT / "docs" / "_generated" / "speed_results.rst"
 LAB = "lab-simple_cnn"
 LAB_LABEL = "lab's pipeline, ``simple_cnn``"
 # Reports written before they recorded their recipes ran visionblocks 0.2's presets.
-V2_PRESETS = {"fast": "fashion-mnist-v2", "fast:fashion-mnist-94": "fashion-mnist-94"}
+V2_PRESETS = {"fast": "fashion-mnist-v2", "fast:fashion-mnist-94": "fashion-mnist-94-v2"}
 V2_EPOCHS = {"fast": 2, "fast:fashion-mnist-94": 5}
 
 
 def target(side: str) -> str:
     """The accuracy a recipe side is measured to: 94% for the 94% preset, else 93%."""
-    return "94%" if side.endswith("-94") else "93%"
+    return "94%" if "-94" in side else "93%"
 
 
 def side_preset(report: dict[str, Any], side: str) -> str:

@@ -27,7 +27,8 @@ FULL_FLOOR = 0.925
 
 def test_fast_recipe_presets_and_overrides() -> None:
     assert set(RECIPE_PRESETS) == {
-        "fashion-mnist", "fashion-mnist-94", "fashion-mnist-v2", "fashion-mnist-v1", "cifar10"
+        "fashion-mnist", "fashion-mnist-94", "fashion-mnist-94-gpu", "fashion-mnist-v2",
+        "fashion-mnist-94-v2", "fashion-mnist-v1", "cifar10",
     }  # fmt: skip
     preset = repr(RECIPE_PRESETS["fashion-mnist"])
     tuned = RECIPE_PRESETS["fashion-mnist"]
@@ -62,12 +63,23 @@ def test_earlier_presets_stay_reachable_by_name() -> None:
     )
     assert (v2.activation, v2.identity_init, v2.ema) == ("relu", True, 0.99)
     assert v2.label_smoothing == 0.1
-    # The 94% preset is 0.2's trained longer, validated every epoch.
-    long = fast_recipe("fashion-mnist-94")
+    # 0.2's 94% preset is 0.2's trained longer, validated every epoch.
+    long = fast_recipe("fashion-mnist-94-v2")
     assert long.epochs > v2.epochs
     assert dataclasses.replace(long, epochs=v2.epochs, val_every=v2.val_every) == v2
-    # The current preset is not 0.2's under a new name.
-    assert fast_recipe("fashion-mnist").optimizer == "muon"
+    # The current presets are not 0.2's under a new name: Muon, and for 94% the 93% preset's
+    # training on 0.2's widths, longer.
+    current = fast_recipe("fashion-mnist")
+    assert current.optimizer == "muon"
+    to94 = fast_recipe("fashion-mnist-94")
+    assert to94.widths == v2.widths
+    assert to94.epochs > current.epochs
+    same = {"widths": current.widths, "epochs": current.epochs, "val_every": current.val_every}
+    assert dataclasses.replace(to94, **same) == current
+    # The GPU's 94% preset: the same training on twice 0.2's widths.
+    gpu = fast_recipe("fashion-mnist-94-gpu")
+    assert gpu.widths == tuple(2 * w for w in v2.widths)
+    assert dataclasses.replace(gpu, **same) == current
 
 
 def test_freeze_whitening_keeps_the_fitted_filters() -> None:

@@ -137,3 +137,23 @@ def test_fit_with_muon_learns_the_sample_data(sample: vb.data.ImageDataset) -> N
     # in this short run; chance is 10%, where a sign error would leave it.
     assert history.last["val_acc"] > 0.5
     assert history.last["val_loss"] < history["train_loss"][0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_muon_steps_on_a_gpu_equal_those_on_the_cpu() -> None:
+    # Fails if a step mixes devices (a state tensor left on the CPU) or if the GPU's matrix
+    # products (TF32, say) change the Newton-Schulz result by more than rounding.
+    torch.manual_seed(0)
+    nets = {"cpu": conv_net(), "cuda": conv_net()}
+    nets["cuda"].load_state_dict(nets["cpu"].state_dict())
+    nets["cuda"].cuda()
+    x = torch.randn(16, 1, 8, 8)
+    for device, net in nets.items():
+        opt = Muon(net.parameters(), lr=0.1, momentum=0.6, weight_decay=1e-3)
+        for _ in range(3):
+            opt.zero_grad()
+            net(x.to(device)).square().sum().backward()
+            opt.step()
+    for (name, a), b in zip(nets["cpu"].named_parameters(), nets["cuda"].parameters(), strict=True):
+        assert b.device.type == "cuda"
+        assert torch.allclose(a, b.cpu(), atol=1e-4), name

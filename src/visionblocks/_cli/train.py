@@ -102,7 +102,8 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preset", choices=sorted(RECIPE_PRESETS), help="with --recipe: the recipe's preset "
         "(default: the dataset's own, else fashion-mnist for grayscale and cifar10 for colour; "
-        "fashion-mnist-94 trains longer for 94%%)",
+        "fashion-mnist-94 trains longer for 94%%, fashion-mnist-94-gpu a wider network on a "
+        "GPU)",
     )  # fmt: skip
     p.add_argument(
         "--model", help=f"registry name (see `visionblocks models`; default: {DEFAULT_MODEL})"
