@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -115,19 +116,44 @@ def quantize_onnxruntime(
         # as ONNX Runtime's quantizer asks for: each conv then gets one QDQ pair.
         Path(folder, "exported.onnx").write_bytes(float_model)
         quant_pre_process(Path(folder, "exported.onnx"), source)
-        quantize_static(
-            source,
-            target,
-            _Batches(_chain(first, batches)),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            # u8 activations x s8 weights: the operand types of AVX-512 VNNI's VPDPBUSD.
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-        )
+        with _quiet_axis_warnings():
+            quantize_static(
+                source,
+                target,
+                _Batches(_chain(first, batches)),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                # u8 activations x s8 weights: the operand types of AVX-512 VNNI's VPDPBUSD.
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
         int8_model = target.read_bytes()
     return OnnxRuntimeModule(int8_model, threads=torch.get_num_threads())
+
+
+class _AxisWarningFilter(logging.Filter):
+    """Drops the quantizer's "Axis 1 is out-of-range for weight ... with rank 1" warnings.
+
+    ONNX Runtime logs one on the root logger for every 1-D weight it is asked to quantize
+    per channel: the scale of a BatchNorm that no conv before it could absorb (DenseNet's
+    pre-activation BNs: a wall of 40 lines). It then quantizes that tensor per tensor,
+    which is right for it, so the warning tells the user nothing they can act on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("is out-of-range for weight" in message and "with rank 1" in message)
+
+
+@contextlib.contextmanager
+def _quiet_axis_warnings() -> Iterator[None]:
+    root, quiet = logging.getLogger(), _AxisWarningFilter()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
 
 
 def _chain(first: torch.Tensor, rest: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:

@@ -249,10 +249,8 @@ def fast_recipe(dataset: str = "fashion-mnist", **overrides: Any) -> FastRecipe:
         dataset: A key of ``visionblocks.recipes.RECIPE_PRESETS``: ``"fashion-mnist"``
             (3 epochs, 93%), ``"fashion-mnist-94"`` (5 epochs, 94%),
             ``"fashion-mnist-94-gpu"`` (4 epochs of a wider network, 94% on a GPU),
-            ``"fashion-mnist-v2"``,
-            ``"fashion-mnist-94-v2"`` and ``"fashion-mnist-v1"`` (visionblocks 0.2's and
-            0.1's presets) or
-            ``"cifar10"``.
+            ``"fashion-mnist-v2"``, ``"fashion-mnist-94-v2"`` and ``"fashion-mnist-v1"``
+            (visionblocks 0.2's and 0.1's presets) or ``"cifar10"``.
         **overrides: :class:`FastRecipe` fields to change, e.g. ``epochs=12``.
 
     Example:
