@@ -117,3 +117,16 @@ def test_the_gpu_claims_are_todays_94_presets_measured() -> None:
         finals = [run["evals"][-1][2] for run in gpu["runs"][side].values()]
         assert min(finals) >= 0.94
         assert ", ".join(f"{a:.2%}" for a in finals[:-1]) + f" and {finals[-1]:.2%}" in speed
+
+
+def test_the_no_amx_94_claims_are_todays_preset_measured() -> None:
+    plain = _script().load_reports()["without AMX, for 94%"]
+    speed = " ".join((ROOT / "docs" / "speed.rst").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    measured = json.loads(json.dumps(dataclasses.asdict(fast_recipe("fashion-mnist-94"))))
+    assert plain["recipes"]["fast:fashion-mnist-94"] == measured
+    ours = plain["lab_epochs"]["fast:fashion-mnist-94 to 94%"]["lab_epochs"]
+    theirs = plain["lab_epochs"]["fast:fashion-mnist-94-v2 to 94%"]["lab_epochs"]
+    assert f"in {ours:.2f} lab epochs" in speed
+    assert f"in {theirs:.2f} (" in speed
+    assert f"takes {ours:.1f} lab epochs without AMX" in readme
