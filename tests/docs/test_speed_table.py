@@ -24,6 +24,17 @@ def _script() -> ModuleType:
     return module
 
 
+def _folded(relative: str) -> str:
+    """A file of the repository with its whitespace folded: a claim may wrap across lines."""
+    return " ".join((ROOT / relative).read_text().split())
+
+
+def _as_recorded(preset: str) -> dict[str, object]:
+    """The preset's settings as ``time_to_accuracy.py`` records them in its JSON report."""
+    recorded: dict[str, object] = json.loads(json.dumps(dataclasses.asdict(fast_recipe(preset))))
+    return recorded
+
+
 def test_the_committed_table_is_the_report() -> None:
     script = _script()
     reports = script.load_reports()
@@ -39,9 +50,7 @@ def test_the_committed_table_is_the_report() -> None:
 
 def test_the_ratios_quoted_in_prose_are_the_reports() -> None:
     reports = _script().load_reports()
-    # Whitespace folded: a claim may wrap across lines.
-    speed = " ".join((ROOT / "docs" / "speed.rst").read_text().split())
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    speed, readme = _folded("docs/speed.rst"), _folded("README.md")
     # With AMX: visionblocks 0.2's presets (the report predates the current preset).
     amx = reports["with AMX"]["lab_epochs"]
     to93 = amx["fast to 93%"]
@@ -56,11 +65,9 @@ def test_the_ratios_quoted_in_prose_are_the_reports() -> None:
 
 def test_the_no_amx_claims_are_todays_preset_measured() -> None:
     plain = _script().load_reports()["without AMX"]
-    speed = " ".join((ROOT / "docs" / "speed.rst").read_text().split())
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    speed, readme = _folded("docs/speed.rst"), _folded("README.md")
     # Catches the preset changing without the benchmark being run again.
-    measured = json.loads(json.dumps(dataclasses.asdict(fast_recipe("fashion-mnist"))))
-    assert plain["recipes"]["fast"] == measured
+    assert plain["recipes"]["fast"] == _as_recorded("fashion-mnist")
     # The issue's goal 1 on this kind of machine: every one of 5 seeds at 93% or more,
     # in at most one lab epoch on average.
     new = plain["lab_epochs"]["fast to 93%"]
@@ -92,7 +99,7 @@ def test_every_preset_is_listed_where_the_docs_list_them() -> None:
     table = re.match(r"\s*(\.\. list-table::.*?)\n(?=\S)", after, flags=re.DOTALL)
     assert table is not None
     rows = re.findall(r'^   \* - ``"([a-z0-9-]+)"``', table[1], flags=re.MULTILINE)
-    cli = " ".join((ROOT / "docs" / "cli.rst").read_text().split())
+    cli = _folded("docs/cli.rst")
     listed = cli.partition("``visionblocks.recipes.RECIPE_PRESETS``:")[2].partition("), else")[0]
     assert sorted(rows) == sorted(RECIPE_PRESETS)
     assert sorted(re.findall(r"``([a-z0-9-]+)``", listed)) == sorted(RECIPE_PRESETS)
@@ -100,13 +107,11 @@ def test_every_preset_is_listed_where_the_docs_list_them() -> None:
 
 def test_the_gpu_claims_are_todays_94_presets_measured() -> None:
     gpu = _script().load_reports()["on an NVIDIA H200"]
-    speed = " ".join((ROOT / "docs" / "speed.rst").read_text().split())
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    speed, readme = _folded("docs/speed.rst"), _folded("README.md")
     for preset in ("fashion-mnist-94", "fashion-mnist-94-gpu"):
         side = f"fast:{preset}"
         # Catches the preset changing without the GPU benchmark being run again.
-        measured = json.loads(json.dumps(dataclasses.asdict(fast_recipe(preset))))
-        assert gpu["recipes"][side] == measured
+        assert gpu["recipes"][side] == _as_recorded(preset)
         # The issue's goal 2 on this machine: every seed at 94% or more, within one lab
         # epoch on average.
         entry = gpu["lab_epochs"][f"{side} to 94%"]
@@ -121,10 +126,8 @@ def test_the_gpu_claims_are_todays_94_presets_measured() -> None:
 
 def test_the_no_amx_94_claims_are_todays_preset_measured() -> None:
     plain = _script().load_reports()["without AMX, for 94%"]
-    speed = " ".join((ROOT / "docs" / "speed.rst").read_text().split())
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    measured = json.loads(json.dumps(dataclasses.asdict(fast_recipe("fashion-mnist-94"))))
-    assert plain["recipes"]["fast:fashion-mnist-94"] == measured
+    speed, readme = _folded("docs/speed.rst"), _folded("README.md")
+    assert plain["recipes"]["fast:fashion-mnist-94"] == _as_recorded("fashion-mnist-94")
     ours = plain["lab_epochs"]["fast:fashion-mnist-94 to 94%"]["lab_epochs"]
     theirs = plain["lab_epochs"]["fast:fashion-mnist-94-v2 to 94%"]["lab_epochs"]
     assert f"in {ours:.2f} lab epochs" in speed
